@@ -1,0 +1,28 @@
+//! The client-server API, one file per spec module.
+
+mod account;
+mod account_data;
+mod devices;
+mod discovery;
+mod filters;
+mod profile;
+mod register;
+mod session;
+
+use axum::Router;
+
+use crate::services::AppState;
+
+pub fn routes(router: Router<AppState>) -> Router<AppState> {
+    let router = discovery::routes(router);
+    let router = register::routes(router);
+    let router = session::routes(router);
+    let router = account::routes(router);
+    let router = devices::routes(router);
+    let router = profile::routes(router);
+    let router = account_data::routes(router);
+    filters::routes(router)
+}
+
+/// The client API's path prefixes: the same handler serves the legacy r0 and the v3 form.
+pub(crate) const PREFIXES: [&str; 2] = ["/_matrix/client/r0", "/_matrix/client/v3"];

@@ -1,0 +1,138 @@
+//! The `roost` command: run the server, check a config, administer users.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use roost::config::Config;
+use roost::services::Services;
+
+#[derive(Parser)]
+#[command(
+    name = "roost",
+    version,
+    about = "Roost, a federated Matrix homeserver"
+)]
+struct Cli {
+    /// Config file (TOML). Without one, defaults and ROOST_* environment variables apply.
+    #[arg(short, long, env = "ROOST_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (the default).
+    Serve,
+    /// Load and validate the configuration, print it, and exit.
+    CheckConfig,
+    /// Administration that works on the database directly (stop the server first).
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Create a user. Prints the password if none is given.
+    CreateUser {
+        /// The localpart, e.g. `alice` for @alice:server_name.
+        name: String,
+        #[arg(long)]
+        password: Option<String>,
+        /// Make the user a server admin.
+        #[arg(long)]
+        admin: bool,
+    },
+    /// Create a registration token for token-gated registration. Prints the token.
+    CreateRegistrationToken {
+        /// How many registrations the token allows (unlimited if omitted).
+        #[arg(long)]
+        uses: Option<u64>,
+        /// Use this token instead of a random one.
+        #[arg(long)]
+        token: Option<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::load(cli.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("roost: configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_tracing(&config);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let result = runtime.block_on(async move {
+        match cli.command.unwrap_or(Command::Serve) {
+            Command::Serve => roost::server::run(config).await,
+            Command::CheckConfig => {
+                println!(
+                    "{}",
+                    toml::to_string_pretty(&config).map_err(|e| e.to_string())?
+                );
+                println!("# configuration is valid");
+                Ok(())
+            }
+            Command::Admin(cmd) => admin(config, cmd).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("roost: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(config: &Config) {
+    let filter =
+        tracing_subscriber::EnvFilter::try_new(&config.log.level).unwrap_or_else(|_| "info".into());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+async fn admin(config: Config, cmd: AdminCommand) -> Result<(), roost::server::BoxError> {
+    let path = config.database.path.clone();
+    let services = Services::open(config).map_err(|e| {
+        format!("opening database {}: {e}\n(is the server running? stop it first: admin commands open the database directly)", path.display())
+    })?;
+    match cmd {
+        AdminCommand::CreateUser {
+            name,
+            password,
+            admin,
+        } => {
+            let (password, generated) = match password {
+                Some(p) => (p, false),
+                None => (roost::util::random_alphanumeric(20), true),
+            };
+            let user_id = services
+                .accounts
+                .create(&name, Some(password.clone()), admin)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("created {user_id}{}", if admin { " (admin)" } else { "" });
+            if generated {
+                println!("password: {password}");
+            }
+        }
+        AdminCommand::CreateRegistrationToken { uses, token } => {
+            let (token, _) = services
+                .registration_tokens
+                .create(token, 16, uses, None)
+                .map_err(|e| e.to_string())?;
+            println!("{token}");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,101 @@
+//! Running the server: bind the listeners, serve until told to stop.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::get;
+use serde_json::json;
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::services::Services;
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Open storage, bind every configured listener and serve until SIGINT/SIGTERM.
+///
+/// Each bound address is printed on stdout as `listening <kind> http://ADDR`, which is how
+/// scripts and the test harness learn the port when the config asks for port 0.
+pub async fn run(config: Config) -> Result<(), BoxError> {
+    if config.listeners.tls_cert.is_some() {
+        return Err(
+            "listeners.tls_cert: TLS on the federation listener is not implemented yet; \
+                    terminate TLS in a reverse proxy and leave tls_cert/tls_key unset"
+                .into(),
+        );
+    }
+    let services = Services::open(config.clone())
+        .map_err(|e| format!("opening database {}: {e}", config.database.path.display()))?;
+    if config.registration.mode == crate::config::RegistrationMode::Open {
+        tracing::warn!(
+            "registration is OPEN: anyone who can reach this server can create accounts"
+        );
+    }
+
+    let client = TcpListener::bind(config.listeners.client)
+        .await
+        .map_err(|e| format!("listeners.client {}: {e}", config.listeners.client))?;
+    println!("listening client http://{}", client.local_addr()?);
+    let mut tasks = tokio::task::JoinSet::new();
+    let app = crate::http::app(Arc::clone(&services));
+    tasks.spawn(async move {
+        axum::serve(client, app)
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+    });
+
+    if let Some(addr) = config.listeners.federation {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("listeners.federation {addr}: {e}"))?;
+        println!("listening federation http://{}", listener.local_addr()?);
+        let app = federation_app();
+        tasks.spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown_signal())
+                .await
+        });
+    }
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+
+    while let Some(result) = tasks.join_next().await {
+        result??;
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// The federation listener: only the version endpoint until federation lands.
+fn federation_app() -> Router {
+    Router::new().route(
+        "/_matrix/federation/v1/version",
+        get(|| async {
+            axum::Json(
+                json!({ "server": { "name": "Roost", "version": env!("CARGO_PKG_VERSION") } }),
+            )
+        }),
+    )
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,84 @@
+//! The services, built once at start and shared by every handler through axum state.
+//!
+//! Each service is a plain struct holding `Arc`s of what it needs; there are no globals. A
+//! second Roost node builds the same graph over the same store.
+
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::storage::KvEngine;
+use crate::storage::rocks::{RocksEngine, RocksSettings};
+use crate::storage::stream::StreamCounter;
+use crate::users::account_data::AccountData;
+use crate::users::accounts::Accounts;
+use crate::users::filters::Filters;
+use crate::users::profile::Profiles;
+use crate::users::registration_tokens::RegistrationTokens;
+use crate::users::sessions::Sessions;
+use crate::users::uiaa::Uiaa;
+
+pub struct Services {
+    pub config: Arc<Config>,
+    pub db: Arc<dyn KvEngine>,
+    pub stream: Arc<StreamCounter>,
+    pub accounts: Arc<Accounts>,
+    pub sessions: Arc<Sessions>,
+    pub uiaa: Arc<Uiaa>,
+    pub registration_tokens: Arc<RegistrationTokens>,
+    pub profiles: Arc<Profiles>,
+    pub account_data: Arc<AccountData>,
+    pub filters: Arc<Filters>,
+}
+
+/// What handlers get as axum state.
+pub type AppState = Arc<Services>;
+
+impl Services {
+    /// Open the database named by the config and build every service on it.
+    pub fn open(config: Config) -> Result<Arc<Self>, crate::storage::StorageError> {
+        let settings = RocksSettings {
+            cache_bytes: config.database.cache_mb * 1024 * 1024,
+            sync_writes: config.database.sync_writes,
+        };
+        let engine = RocksEngine::open(
+            &config.database.path,
+            &crate::storage::all_tables(),
+            &settings,
+        )?;
+        Self::build(config, Arc::new(engine))
+    }
+
+    /// Build the services over any engine.
+    pub fn build(
+        config: Config,
+        db: Arc<dyn KvEngine>,
+    ) -> Result<Arc<Self>, crate::storage::StorageError> {
+        let config = Arc::new(config);
+        let stream = StreamCounter::load(Arc::clone(&db))?;
+        let accounts = Arc::new(Accounts::new(Arc::clone(&db), config.server_name.clone()));
+        let sessions = Arc::new(Sessions::new(
+            Arc::clone(&db),
+            config.auth.refreshable_access_token_lifetime_secs,
+            config.auth.login_token_lifetime_secs,
+        ));
+        let registration_tokens = Arc::new(RegistrationTokens::new(Arc::clone(&db)));
+        let uiaa = Arc::new(Uiaa::new(
+            Arc::clone(&db),
+            Arc::clone(&accounts),
+            Arc::clone(&registration_tokens),
+            config.auth.uia_session_lifetime_secs,
+        ));
+        Ok(Arc::new(Self {
+            profiles: Arc::new(Profiles::new(Arc::clone(&db))),
+            account_data: Arc::new(AccountData::new(Arc::clone(&db), Arc::clone(&stream))),
+            filters: Arc::new(Filters::new(Arc::clone(&db))),
+            config,
+            db,
+            stream,
+            accounts,
+            sessions,
+            uiaa,
+            registration_tokens,
+        }))
+    }
+}

@@ -1,0 +1,116 @@
+//! Account data: per-user JSON blobs, global or per room, delivered through sync.
+//!
+//! Every write takes a stream position; the change index (`user‖pos → (room, type)`) is what
+//! incremental sync reads to find what changed since a token. Rewriting a key deletes its older
+//! index row in the same batch, so the index holds one row per key.
+
+use std::sync::Arc;
+
+use ruma::{RoomId, UserId};
+use serde_json::Value;
+
+use super::tables::{ACCOUNT_DATA, ACCOUNT_DATA_CHANGES, AccountDataChange, AccountDataRecord};
+use crate::error::{Error, Result};
+use crate::storage::keys::KeyBuilder;
+use crate::storage::stream::StreamCounter;
+use crate::storage::{Batch, KvEngine};
+
+/// Types the server manages itself; clients can't write them through this API (405).
+const SERVER_MANAGED: &[&str] = &["m.fully_read", "m.push_rules"];
+
+pub struct AccountData {
+    db: Arc<dyn KvEngine>,
+    stream: Arc<StreamCounter>,
+}
+
+fn data_key(user_id: &UserId, room_id: Option<&RoomId>, data_type: &str) -> Vec<u8> {
+    KeyBuilder::new()
+        .str(user_id.as_str())
+        .str(room_id.map(|r| r.as_str()).unwrap_or(""))
+        .str(data_type)
+        .build()
+}
+
+impl AccountData {
+    pub fn new(db: Arc<dyn KvEngine>, stream: Arc<StreamCounter>) -> Self {
+        Self { db, stream }
+    }
+
+    pub fn get(
+        &self,
+        user_id: &UserId,
+        room_id: Option<&RoomId>,
+        data_type: &str,
+    ) -> Result<Option<Value>> {
+        Ok(ACCOUNT_DATA
+            .get(&*self.db, &data_key(user_id, room_id, data_type))?
+            .map(|r| r.content))
+    }
+
+    /// Store `content` as a client write: server-managed types are refused with 405 `M_BAD_JSON`.
+    pub fn set_by_client(
+        &self,
+        user_id: &UserId,
+        room_id: Option<&RoomId>,
+        data_type: &str,
+        content: Value,
+    ) -> Result<()> {
+        if SERVER_MANAGED.contains(&data_type) {
+            return Err(
+                Error::bad_json(format!("Cannot set {data_type} through this API."))
+                    .with_status(axum::http::StatusCode::METHOD_NOT_ALLOWED),
+            );
+        }
+        if !content.is_object() {
+            return Err(Error::bad_json(
+                "Account data content must be a JSON object",
+            ));
+        }
+        self.set(user_id, room_id, data_type, content)
+    }
+
+    /// Store `content` (any type, including server-managed ones).
+    pub fn set(
+        &self,
+        user_id: &UserId,
+        room_id: Option<&RoomId>,
+        data_type: &str,
+        content: Value,
+    ) -> Result<()> {
+        let key = data_key(user_id, room_id, data_type);
+        let previous = ACCOUNT_DATA.get(&*self.db, &key)?;
+        let permit = self.stream.reserve()?;
+        let mut batch = Batch::new();
+        if let Some(previous) = previous {
+            ACCOUNT_DATA_CHANGES.delete(
+                &mut batch,
+                KeyBuilder::new()
+                    .str(user_id.as_str())
+                    .u64(previous.stream_pos)
+                    .build(),
+            );
+        }
+        ACCOUNT_DATA.put(
+            &mut batch,
+            key,
+            &AccountDataRecord {
+                content,
+                stream_pos: permit.pos(),
+            },
+        );
+        ACCOUNT_DATA_CHANGES.put(
+            &mut batch,
+            KeyBuilder::new()
+                .str(user_id.as_str())
+                .u64(permit.pos())
+                .build(),
+            &AccountDataChange {
+                room_id: room_id.map(|r| r.to_string()).unwrap_or_default(),
+                data_type: data_type.to_owned(),
+            },
+        );
+        self.db.write(batch)?;
+        drop(permit);
+        Ok(())
+    }
+}

@@ -1,0 +1,329 @@
+//! Devices and the tokens that belong to them.
+//!
+//! A device holds one access token at a time (and, if the client asked for one, one refresh
+//! token). Tokens are 32 random alphanumerics (≈190 bits) from the OS CSPRNG, stored only as
+//! SHA-256 hashes. Logging out deletes the device; deleting a device invalidates its tokens in
+//! the same batch.
+
+use std::sync::Arc;
+
+use ruma::{OwnedDeviceId, OwnedUserId, UserId};
+
+use super::tables::{
+    ACCESS_TOKENS, AccessTokenRecord, DEVICES, DeviceRecord, LOGIN_TOKENS, LoginTokenRecord,
+    REFRESH_TOKENS, RefreshTokenRecord,
+};
+use crate::error::{Error, ErrorKind, Result};
+use crate::storage::keys::{KeyBuilder, KeyReader};
+use crate::storage::{Batch, KvEngine};
+use crate::util::{now_ms, random_alphanumeric, random_device_id, sha256_hex};
+
+/// Who made a request: the authenticated user and device.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub user_id: OwnedUserId,
+    pub device_id: OwnedDeviceId,
+}
+
+/// Tokens handed to a client at login, registration or refresh.
+#[derive(Debug, Clone)]
+pub struct IssuedTokens {
+    pub device_id: OwnedDeviceId,
+    pub access_token: String,
+    pub refresh_token: Option<String>,
+    pub expires_in_ms: Option<u64>,
+}
+
+/// A device as the devices API shows it.
+#[derive(Debug, Clone)]
+pub struct Device {
+    pub device_id: OwnedDeviceId,
+    pub record: DeviceRecord,
+}
+
+pub struct Sessions {
+    db: Arc<dyn KvEngine>,
+    refreshable_lifetime_ms: u64,
+    login_token_lifetime_ms: u64,
+    /// Makes read-then-delete of single-use login tokens atomic.
+    login_token_lock: parking_lot::Mutex<()>,
+}
+
+fn device_key(user_id: &UserId, device_id: &str) -> Vec<u8> {
+    KeyBuilder::new()
+        .str(user_id.as_str())
+        .str(device_id)
+        .build()
+}
+
+fn user_prefix(user_id: &UserId) -> Vec<u8> {
+    KeyBuilder::new().str(user_id.as_str()).build()
+}
+
+fn unknown_token() -> Error {
+    Error::new(
+        ErrorKind::UnknownToken { soft_logout: false },
+        "Unknown access token",
+    )
+}
+
+impl Sessions {
+    pub fn new(
+        db: Arc<dyn KvEngine>,
+        refreshable_lifetime_secs: u64,
+        login_token_lifetime_secs: u64,
+    ) -> Self {
+        Self {
+            db,
+            refreshable_lifetime_ms: refreshable_lifetime_secs * 1000,
+            login_token_lifetime_ms: login_token_lifetime_secs * 1000,
+            login_token_lock: parking_lot::Mutex::new(()),
+        }
+    }
+
+    /// Log a device in: create it (or take over an existing device id of this user, replacing
+    /// its tokens) and issue tokens.
+    pub fn login(
+        &self,
+        user_id: &UserId,
+        device_id: Option<&str>,
+        display_name: Option<String>,
+        refreshable: bool,
+        ip: Option<String>,
+    ) -> Result<IssuedTokens> {
+        let device_id = match device_id {
+            Some(d) if d.is_empty() => {
+                return Err(Error::invalid_param("device_id must not be empty"));
+            }
+            Some(d) => d.to_owned(),
+            None => random_device_id(),
+        };
+        let mut batch = Batch::new();
+        let existing = DEVICES.get(&*self.db, &device_key(user_id, &device_id))?;
+        let mut record = match existing {
+            Some(old) => {
+                Self::revoke_tokens(&old, &mut batch);
+                old
+            }
+            None => DeviceRecord {
+                display_name: None,
+                created_ms: now_ms(),
+                last_seen_ms: None,
+                last_seen_ip: None,
+                access_token_hash: None,
+                refresh_token_hash: None,
+            },
+        };
+        if display_name.is_some() {
+            record.display_name = display_name;
+        }
+        record.last_seen_ms = Some(now_ms());
+        record.last_seen_ip = ip;
+        let tokens = self.issue(user_id, &device_id, refreshable, &mut record, &mut batch);
+        DEVICES.put(&mut batch, device_key(user_id, &device_id), &record);
+        self.db.write(batch)?;
+        Ok(tokens)
+    }
+
+    /// Put fresh tokens on `record` and their rows into `batch`.
+    fn issue(
+        &self,
+        user_id: &UserId,
+        device_id: &str,
+        refreshable: bool,
+        record: &mut DeviceRecord,
+        batch: &mut Batch,
+    ) -> IssuedTokens {
+        let access_token = format!("syt_{}", random_alphanumeric(40));
+        let access_hash = sha256_hex(access_token.as_bytes());
+        let expires_ms = refreshable.then(|| now_ms() + self.refreshable_lifetime_ms);
+        ACCESS_TOKENS.put(
+            batch,
+            access_hash.as_bytes(),
+            &AccessTokenRecord {
+                user_id: user_id.to_string(),
+                device_id: device_id.to_owned(),
+                expires_ms,
+            },
+        );
+        record.access_token_hash = Some(access_hash);
+        let refresh_token = refreshable.then(|| {
+            let token = format!("syr_{}", random_alphanumeric(40));
+            let hash = sha256_hex(token.as_bytes());
+            REFRESH_TOKENS.put(
+                batch,
+                hash.as_bytes(),
+                &RefreshTokenRecord {
+                    user_id: user_id.to_string(),
+                    device_id: device_id.to_owned(),
+                },
+            );
+            record.refresh_token_hash = Some(hash);
+            token
+        });
+        if refresh_token.is_none() {
+            record.refresh_token_hash = None;
+        }
+        IssuedTokens {
+            device_id: device_id.into(),
+            access_token,
+            refresh_token,
+            expires_in_ms: expires_ms.map(|_| self.refreshable_lifetime_ms),
+        }
+    }
+
+    fn revoke_tokens(record: &DeviceRecord, batch: &mut Batch) {
+        if let Some(h) = &record.access_token_hash {
+            ACCESS_TOKENS.delete(batch, h.as_bytes());
+        }
+        if let Some(h) = &record.refresh_token_hash {
+            REFRESH_TOKENS.delete(batch, h.as_bytes());
+        }
+    }
+
+    /// The identity behind an access token. Expired refreshable tokens are a soft logout: the
+    /// client refreshes instead of logging in again.
+    pub fn authenticate(&self, access_token: &str) -> Result<Identity> {
+        let hash = sha256_hex(access_token.as_bytes());
+        let record = ACCESS_TOKENS
+            .get(&*self.db, hash.as_bytes())?
+            .ok_or_else(unknown_token)?;
+        if record.expires_ms.is_some_and(|t| now_ms() >= t) {
+            return Err(Error::new(
+                ErrorKind::UnknownToken { soft_logout: true },
+                "Access token has expired",
+            ));
+        }
+        let user_id = OwnedUserId::try_from(record.user_id).map_err(Error::internal)?;
+        Ok(Identity {
+            user_id,
+            device_id: record.device_id.into(),
+        })
+    }
+
+    /// Trade a refresh token for new tokens. The old refresh and access tokens stop working.
+    pub fn refresh(&self, refresh_token: &str) -> Result<IssuedTokens> {
+        let hash = sha256_hex(refresh_token.as_bytes());
+        let record = REFRESH_TOKENS
+            .get(&*self.db, hash.as_bytes())?
+            .ok_or_else(unknown_token)?;
+        let user_id = OwnedUserId::try_from(record.user_id).map_err(Error::internal)?;
+        let key = device_key(&user_id, &record.device_id);
+        let mut device = DEVICES.get(&*self.db, &key)?.ok_or_else(unknown_token)?;
+        let mut batch = Batch::new();
+        Self::revoke_tokens(&device, &mut batch);
+        let tokens = self.issue(&user_id, &record.device_id, true, &mut device, &mut batch);
+        DEVICES.put(&mut batch, key, &device);
+        self.db.write(batch)?;
+        Ok(tokens)
+    }
+
+    pub fn get_device(&self, user_id: &UserId, device_id: &str) -> Result<Option<Device>> {
+        Ok(DEVICES
+            .get(&*self.db, &device_key(user_id, device_id))?
+            .map(|record| Device {
+                device_id: device_id.into(),
+                record,
+            }))
+    }
+
+    pub fn list_devices(&self, user_id: &UserId) -> Result<Vec<Device>> {
+        let rows = DEVICES.scan_prefix(&*self.db, &user_prefix(user_id), usize::MAX)?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(key, record)| {
+                let mut reader = KeyReader::new(&key);
+                reader.str()?;
+                Some(Device {
+                    device_id: reader.str()?.into(),
+                    record,
+                })
+            })
+            .collect())
+    }
+
+    pub fn set_display_name(
+        &self,
+        user_id: &UserId,
+        device_id: &str,
+        name: Option<String>,
+    ) -> Result<()> {
+        let key = device_key(user_id, device_id);
+        let mut record = DEVICES
+            .get(&*self.db, &key)?
+            .ok_or_else(|| Error::not_found("Unknown device"))?;
+        record.display_name = name;
+        let mut batch = Batch::new();
+        DEVICES.put(&mut batch, key, &record);
+        Ok(self.db.write(batch)?)
+    }
+
+    /// Delete devices (and with them their tokens) into `batch`. Unknown ids are skipped.
+    pub fn delete_devices_into(
+        &self,
+        user_id: &UserId,
+        device_ids: &[String],
+        batch: &mut Batch,
+    ) -> Result<()> {
+        for device_id in device_ids {
+            let key = device_key(user_id, device_id);
+            if let Some(record) = DEVICES.get(&*self.db, &key)? {
+                Self::revoke_tokens(&record, batch);
+                DEVICES.delete(batch, key);
+            }
+        }
+        Ok(())
+    }
+
+    pub fn delete_devices(&self, user_id: &UserId, device_ids: &[String]) -> Result<()> {
+        let mut batch = Batch::new();
+        self.delete_devices_into(user_id, device_ids, &mut batch)?;
+        Ok(self.db.write(batch)?)
+    }
+
+    /// Delete every device of the user except `keep`, into `batch`.
+    pub fn delete_all_devices_into(
+        &self,
+        user_id: &UserId,
+        keep: Option<&str>,
+        batch: &mut Batch,
+    ) -> Result<()> {
+        let ids: Vec<String> = self
+            .list_devices(user_id)?
+            .into_iter()
+            .map(|d| d.device_id.to_string())
+            .filter(|d| Some(d.as_str()) != keep)
+            .collect();
+        self.delete_devices_into(user_id, &ids, batch)
+    }
+
+    /// Issue a short-lived single-use `m.login.token`.
+    pub fn create_login_token(&self, user_id: &UserId) -> Result<(String, u64)> {
+        let token = random_alphanumeric(40);
+        let record = LoginTokenRecord {
+            user_id: user_id.to_string(),
+            expires_ms: now_ms() + self.login_token_lifetime_ms,
+        };
+        let mut batch = Batch::new();
+        LOGIN_TOKENS.put(&mut batch, sha256_hex(token.as_bytes()).as_bytes(), &record);
+        self.db.write(batch)?;
+        Ok((token, self.login_token_lifetime_ms))
+    }
+
+    /// Use up a login token, returning its user. Unknown, used or expired: 403 `M_FORBIDDEN`.
+    pub fn consume_login_token(&self, token: &str) -> Result<OwnedUserId> {
+        let key = sha256_hex(token.as_bytes());
+        let invalid = || Error::forbidden("Invalid login token");
+        let _guard = self.login_token_lock.lock();
+        let record = LOGIN_TOKENS
+            .get(&*self.db, key.as_bytes())?
+            .ok_or_else(invalid)?;
+        let mut batch = Batch::new();
+        LOGIN_TOKENS.delete(&mut batch, key.as_bytes());
+        self.db.write(batch)?;
+        if now_ms() >= record.expires_ms {
+            return Err(invalid());
+        }
+        OwnedUserId::try_from(record.user_id).map_err(Error::internal)
+    }
+}
