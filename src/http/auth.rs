@@ -112,6 +112,19 @@ where
     }
 }
 
+impl Authed {
+    /// The user id named in a path, which must be the sender's own: 400 `M_INVALID_PARAM` if it
+    /// is not a user id, 403 `M_FORBIDDEN` if it is someone else's.
+    pub fn own_user(&self, raw: &str) -> Result<ruma::OwnedUserId> {
+        let user_id =
+            ruma::UserId::parse(raw).map_err(|_| Error::invalid_param("Invalid user ID"))?;
+        if self.0.user_id != user_id {
+            return Err(Error::forbidden("Cannot act on behalf of another user"));
+        }
+        Ok(user_id)
+    }
+}
+
 /// Extractor: the sender if a token was sent (and it is valid), else none.
 pub struct MaybeAuthed(pub Option<Identity>);
 

@@ -28,14 +28,9 @@ where
             ));
         }
         ensure_json(&bytes)?;
-        serde_json::from_slice(&bytes).map(JsonBody).map_err(|e| {
-            let message = e.to_string();
-            if message.starts_with("missing field") {
-                Error::missing_param(message)
-            } else {
-                Error::bad_json(message)
-            }
-        })
+        serde_json::from_slice(&bytes)
+            .map(JsonBody)
+            .map_err(|e| Error::bad_json(e.to_string()))
     }
 }
 

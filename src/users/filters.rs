@@ -1,4 +1,4 @@
-//! Sync filters: validated on upload, stored per user, referenced by id.
+//! Sync filters: validated on upload, stored as uploaded, referenced by id.
 
 use std::sync::Arc;
 
@@ -7,7 +7,7 @@ use ruma::api::client::filter::FilterDefinition;
 use serde_json::Value;
 
 use super::tables::FILTERS;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::storage::keys::KeyBuilder;
 use crate::storage::{Batch, KvEngine};
 use crate::util::random_alphanumeric;
@@ -23,30 +23,51 @@ fn filter_key(user_id: &UserId, filter_id: &str) -> Vec<u8> {
         .build()
 }
 
+/// Check a filter against the spec's schema: ruma's `FilterDefinition` checks the shapes;
+/// `event_format` is checked here because ruma accepts unknown formats.
+pub fn validate(filter: &Value) -> Result<FilterDefinition> {
+    if !filter.is_object() {
+        return Err(Error::bad_json("A filter must be a JSON object"));
+    }
+    if let Some(format) = filter.get("event_format")
+        && !matches!(format.as_str(), Some("client" | "federation"))
+    {
+        return Err(Error::bad_json(
+            "event_format must be 'client' or 'federation'",
+        ));
+    }
+    serde_json::from_value(filter.clone())
+        .map_err(|e| Error::bad_json(format!("Invalid filter: {e}")))
+}
+
 impl Filters {
     pub fn new(db: Arc<dyn KvEngine>) -> Self {
         Self { db }
     }
 
-    /// Store an already-validated filter and return its new id.
-    pub fn create(&self, user_id: &UserId, filter: &FilterDefinition) -> Result<String> {
+    /// Validate and store a filter exactly as uploaded; returns its new id.
+    pub fn create(&self, user_id: &UserId, filter: &Value) -> Result<String> {
+        validate(filter)?;
         let filter_id = random_alphanumeric(12);
-        let json = serde_json::to_value(filter).map_err(crate::error::Error::internal)?;
         let mut batch = Batch::new();
-        FILTERS.put(&mut batch, filter_key(user_id, &filter_id), &json);
+        FILTERS.put(&mut batch, filter_key(user_id, &filter_id), filter);
         self.db.write(batch)?;
         Ok(filter_id)
     }
 
-    pub fn get(&self, user_id: &UserId, filter_id: &str) -> Result<Option<FilterDefinition>> {
-        let Some(json) = FILTERS.get(&*self.db, &filter_key(user_id, filter_id))? else {
-            return Ok(None);
-        };
-        Ok(serde_json::from_value::<FilterDefinition>(json).ok())
+    /// The filter as uploaded.
+    pub fn get(&self, user_id: &UserId, filter_id: &str) -> Result<Option<Value>> {
+        Ok(FILTERS.get(&*self.db, &filter_key(user_id, filter_id))?)
     }
 
-    /// The raw stored JSON, for callers that need fields ruma doesn't model.
-    pub fn get_raw(&self, user_id: &UserId, filter_id: &str) -> Result<Option<Value>> {
-        Ok(FILTERS.get(&*self.db, &filter_key(user_id, filter_id))?)
+    /// The filter parsed for use (by sync).
+    pub fn get_definition(
+        &self,
+        user_id: &UserId,
+        filter_id: &str,
+    ) -> Result<Option<FilterDefinition>> {
+        Ok(self
+            .get(user_id, filter_id)?
+            .and_then(|f| serde_json::from_value(f).ok()))
     }
 }

@@ -101,25 +101,32 @@ impl Sessions {
         let mut batch = Batch::new();
         let existing = DEVICES.get(&*self.db, &device_key(user_id, &device_id))?;
         let mut record = match existing {
-            Some(old) => {
+            Some(mut old) => {
                 Self::revoke_tokens(&old, &mut batch);
+                old.previous_refresh_token_hash = None;
                 old
             }
+            // The display name is for new devices only: a known device keeps its name.
             None => DeviceRecord {
-                display_name: None,
+                display_name,
                 created_ms: now_ms(),
                 last_seen_ms: None,
                 last_seen_ip: None,
                 access_token_hash: None,
                 refresh_token_hash: None,
+                previous_refresh_token_hash: None,
             },
         };
-        if display_name.is_some() {
-            record.display_name = display_name;
-        }
         record.last_seen_ms = Some(now_ms());
         record.last_seen_ip = ip;
-        let tokens = self.issue(user_id, &device_id, refreshable, &mut record, &mut batch);
+        let tokens = self.issue(
+            user_id,
+            &device_id,
+            refreshable,
+            None,
+            &mut record,
+            &mut batch,
+        );
         DEVICES.put(&mut batch, device_key(user_id, &device_id), &record);
         self.db.write(batch)?;
         Ok(tokens)
@@ -131,6 +138,7 @@ impl Sessions {
         user_id: &UserId,
         device_id: &str,
         refreshable: bool,
+        retires: Option<String>,
         record: &mut DeviceRecord,
         batch: &mut Batch,
     ) -> IssuedTokens {
@@ -144,6 +152,7 @@ impl Sessions {
                 user_id: user_id.to_string(),
                 device_id: device_id.to_owned(),
                 expires_ms,
+                retires_refresh: retires.clone(),
             },
         );
         record.access_token_hash = Some(access_hash);
@@ -156,6 +165,7 @@ impl Sessions {
                 &RefreshTokenRecord {
                     user_id: user_id.to_string(),
                     device_id: device_id.to_owned(),
+                    retires: retires.clone(),
                 },
             );
             record.refresh_token_hash = Some(hash);
@@ -176,7 +186,13 @@ impl Sessions {
         if let Some(h) = &record.access_token_hash {
             ACCESS_TOKENS.delete(batch, h.as_bytes());
         }
-        if let Some(h) = &record.refresh_token_hash {
+        for h in [
+            &record.refresh_token_hash,
+            &record.previous_refresh_token_hash,
+        ]
+        .into_iter()
+        .flatten()
+        {
             REFRESH_TOKENS.delete(batch, h.as_bytes());
         }
     }
@@ -185,7 +201,7 @@ impl Sessions {
     /// client refreshes instead of logging in again.
     pub fn authenticate(&self, access_token: &str) -> Result<Identity> {
         let hash = sha256_hex(access_token.as_bytes());
-        let record = ACCESS_TOKENS
+        let mut record = ACCESS_TOKENS
             .get(&*self.db, hash.as_bytes())?
             .ok_or_else(unknown_token)?;
         if record.expires_ms.is_some_and(|t| now_ms() >= t) {
@@ -194,14 +210,31 @@ impl Sessions {
                 "Access token has expired",
             ));
         }
-        let user_id = OwnedUserId::try_from(record.user_id).map_err(Error::internal)?;
+        let user_id = OwnedUserId::try_from(record.user_id.clone()).map_err(Error::internal)?;
+        if let Some(old) = record.retires_refresh.take() {
+            // First use of a refreshed token: the refresh token it replaced is now dead.
+            let mut batch = Batch::new();
+            REFRESH_TOKENS.delete(&mut batch, old.as_bytes());
+            ACCESS_TOKENS.put(&mut batch, hash.as_bytes(), &record);
+            let key = device_key(&user_id, &record.device_id);
+            if let Some(mut device) = DEVICES.get(&*self.db, &key)?
+                && device.previous_refresh_token_hash.as_deref() == Some(old.as_str())
+            {
+                device.previous_refresh_token_hash = None;
+                DEVICES.put(&mut batch, key, &device);
+            }
+            self.db.write(batch)?;
+        }
         Ok(Identity {
             user_id,
             device_id: record.device_id.into(),
         })
     }
 
-    /// Trade a refresh token for new tokens. The old refresh and access tokens stop working.
+    /// Trade a refresh token for new tokens. The old access token stops working at once; the
+    /// old refresh token stays valid until the new access or refresh token is first used (the
+    /// spec's grace for a lost response), and refreshing with it again replaces the unused
+    /// successors.
     pub fn refresh(&self, refresh_token: &str) -> Result<IssuedTokens> {
         let hash = sha256_hex(refresh_token.as_bytes());
         let record = REFRESH_TOKENS
@@ -211,8 +244,34 @@ impl Sessions {
         let key = device_key(&user_id, &record.device_id);
         let mut device = DEVICES.get(&*self.db, &key)?.ok_or_else(unknown_token)?;
         let mut batch = Batch::new();
-        Self::revoke_tokens(&device, &mut batch);
-        let tokens = self.issue(&user_id, &record.device_id, true, &mut device, &mut batch);
+        if device.refresh_token_hash.as_deref() == Some(hash.as_str()) {
+            // The current token: whatever it replaced is dead now that it is used.
+            if let Some(old) = &record.retires {
+                REFRESH_TOKENS.delete(&mut batch, old.as_bytes());
+            }
+            if let Some(access) = &device.access_token_hash {
+                ACCESS_TOKENS.delete(&mut batch, access.as_bytes());
+            }
+        } else if device.previous_refresh_token_hash.as_deref() == Some(hash.as_str()) {
+            // A retry with the token in grace: its successors were never used; replace them.
+            if let Some(access) = &device.access_token_hash {
+                ACCESS_TOKENS.delete(&mut batch, access.as_bytes());
+            }
+            if let Some(current) = &device.refresh_token_hash {
+                REFRESH_TOKENS.delete(&mut batch, current.as_bytes());
+            }
+        } else {
+            return Err(unknown_token());
+        }
+        device.previous_refresh_token_hash = Some(hash.clone());
+        let tokens = self.issue(
+            &user_id,
+            &record.device_id,
+            true,
+            Some(hash),
+            &mut device,
+            &mut batch,
+        );
         DEVICES.put(&mut batch, key, &device);
         self.db.write(batch)?;
         Ok(tokens)

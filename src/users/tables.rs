@@ -73,6 +73,11 @@ pub struct DeviceRecord {
     /// Hash of the device's current refresh token, if it uses refresh tokens.
     #[serde(default)]
     pub refresh_token_hash: Option<String>,
+    /// A superseded refresh token still in its grace period: the spec keeps it valid until the
+    /// tokens that replaced it are first used, so a client that lost the refresh response can
+    /// retry.
+    #[serde(default)]
+    pub previous_refresh_token_hash: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -81,12 +86,18 @@ pub struct AccessTokenRecord {
     pub device_id: String,
     /// Expiry for refreshable tokens; none means it lives until logout.
     pub expires_ms: Option<u64>,
+    /// Hash of the refresh token this token replaced, revoked when this token is first used.
+    #[serde(default)]
+    pub retires_refresh: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RefreshTokenRecord {
     pub user_id: String,
     pub device_id: String,
+    /// Hash of the refresh token this one replaced, revoked when this one is first used.
+    #[serde(default)]
+    pub retires: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

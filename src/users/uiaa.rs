@@ -68,7 +68,9 @@ impl Uiaa {
     }
 
     /// Run one round of UIA. `Ok` means a flow is complete; `Err` carries the 401 to send (or
-    /// another error). `user` is who must authenticate (none for registration).
+    /// another error). `user` is who must authenticate: the access token's owner, or none
+    /// (registration; or an account endpoint called without a token, where the password stage
+    /// identifies the user and the finished session's `user_id` says who it was).
     pub async fn authenticate(
         &self,
         auth: Option<&AuthData>,
@@ -84,7 +86,7 @@ impl Uiaa {
             Some(id) => match self.load(id)? {
                 Some(s)
                     if s.purpose == purpose.as_str()
-                        && s.user_id.as_deref() == user.map(|u| u.as_str()) =>
+                        && user.is_none_or(|u| s.user_id.as_deref() == Some(u.as_str())) =>
                 {
                     (id.to_owned(), s)
                 }
@@ -165,18 +167,26 @@ impl Uiaa {
         match auth {
             AuthData::Dummy(_) => Ok(()),
             AuthData::Password(p) => {
-                let Some(user) = user else {
-                    return Err((Forbidden, "No user to authenticate".into()));
-                };
                 let claimed = match &p.identifier {
                     UserIdentifier::Matrix(m) => self.accounts.resolve_local(&m.user),
                     _ => None,
                 };
-                if claimed.as_deref() != Some(user) {
+                let Some(claimed) = claimed else {
+                    return Err((Forbidden, "Invalid user identifier".into()));
+                };
+                // With a token, the stage must name the token's owner; a session already bound
+                // to a user by an earlier stage stays bound to it.
+                let bound = user
+                    .map(|u| u.to_string())
+                    .or_else(|| session.user_id.clone());
+                if bound.is_some_and(|b| b != claimed.as_str()) {
                     return Err((Forbidden, "Invalid user identifier".into()));
                 }
-                match self.accounts.check_password(user, &p.password).await {
-                    Ok(true) => Ok(()),
+                match self.accounts.check_password(&claimed, &p.password).await {
+                    Ok(true) => {
+                        session.user_id = Some(claimed.to_string());
+                        Ok(())
+                    }
                     Ok(false) => Err((Forbidden, "Invalid password".into())),
                     Err(e) => Err((Unknown, e.to_string())),
                 }

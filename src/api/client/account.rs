@@ -5,10 +5,13 @@ use axum::Router;
 use axum::extract::State;
 use ruma::api::client::account::{ThirdPartyIdRemovalStatus, change_password, deactivate};
 
+use crate::error::{Error, Result};
 use crate::http::ruma::{Ruma, RumaResult};
 use crate::http::ruma_route;
 use crate::services::AppState;
 use crate::storage::Batch;
+use crate::users::Identity;
+use crate::users::tables::UiaSession;
 use crate::users::uiaa::{PASSWORD, Purpose};
 
 pub fn routes(router: Router<AppState>) -> Router<AppState> {
@@ -20,24 +23,27 @@ async fn change_password(
     State(s): State<AppState>,
     req: Ruma<change_password::v3::Request>,
 ) -> RumaResult<change_password::v3::Response> {
-    let me = req.sender()?.clone();
+    let me = req.identity.clone();
     let req = req.body;
     super::register::check_password_policy(&s, &req.new_password)?;
-    s.uiaa
+    let bound = me.as_ref().map(|i| &*i.user_id);
+    let session = s
+        .uiaa
         .authenticate(
             req.auth.as_ref(),
             &[&[PASSWORD]],
             Purpose::ChangePassword,
-            Some(&me.user_id),
+            bound,
         )
         .await?;
-    s.accounts
-        .set_password(&me.user_id, req.new_password)
-        .await?;
+    let user_id = authenticated_user(me.as_ref(), &session)?;
+    s.accounts.set_password(&user_id, req.new_password).await?;
     if req.logout_devices {
+        // The device that asked keeps its session; without a token every device goes.
+        let keep = me.as_ref().map(|i| i.device_id.as_str());
         let mut batch = Batch::new();
         s.sessions
-            .delete_all_devices_into(&me.user_id, Some(me.device_id.as_str()), &mut batch)?;
+            .delete_all_devices_into(&user_id, keep, &mut batch)?;
         s.db.write(batch)?;
     }
     Ok(change_password::v3::Response::new().into())
@@ -47,22 +53,38 @@ async fn deactivate(
     State(s): State<AppState>,
     req: Ruma<deactivate::v3::Request>,
 ) -> RumaResult<deactivate::v3::Response> {
-    let me = req.sender()?.clone();
-    s.uiaa
+    let me = req.identity.clone();
+    let bound = me.as_ref().map(|i| &*i.user_id);
+    let session = s
+        .uiaa
         .authenticate(
             req.auth.as_ref(),
             &[&[PASSWORD]],
             Purpose::Deactivate,
-            Some(&me.user_id),
+            bound,
         )
         .await?;
+    let user_id = authenticated_user(me.as_ref(), &session)?;
     // One batch: the account is marked, every device and token is gone, the profile is cleared.
     let mut batch = Batch::new();
-    s.accounts.mark_deactivated(&me.user_id, &mut batch)?;
+    s.accounts.mark_deactivated(&user_id, &mut batch)?;
     s.sessions
-        .delete_all_devices_into(&me.user_id, None, &mut batch)?;
-    s.profiles.clear_into(&me.user_id, &mut batch)?;
+        .delete_all_devices_into(&user_id, None, &mut batch)?;
+    s.profiles.clear_into(&user_id, &mut batch)?;
     s.db.write(batch)?;
-    tracing::info!(user_id = %me.user_id, "deactivated");
+    tracing::info!(%user_id, "deactivated");
     Ok(deactivate::v3::Response::new(ThirdPartyIdRemovalStatus::NoSupport).into())
+}
+
+/// The account an operation acts on: the token's owner, else whom the UIA password stage
+/// identified.
+fn authenticated_user(me: Option<&Identity>, session: &UiaSession) -> Result<ruma::OwnedUserId> {
+    if let Some(me) = me {
+        return Ok(me.user_id.clone());
+    }
+    let user = session
+        .user_id
+        .as_deref()
+        .ok_or_else(|| Error::forbidden("No user was authenticated"))?;
+    ruma::OwnedUserId::try_from(user).map_err(Error::internal)
 }

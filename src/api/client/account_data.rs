@@ -6,7 +6,7 @@
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
-use ruma::{OwnedRoomId, RoomId, UserId};
+use ruma::{OwnedRoomId, RoomId};
 use serde_json::{Map, Value};
 
 use super::PREFIXES;
@@ -30,17 +30,6 @@ pub fn routes(mut router: Router<AppState>) -> Router<AppState> {
     router
 }
 
-/// The path's user must be the sender.
-fn own_user(me: &Authed, raw: &str) -> Result<()> {
-    let user_id = UserId::parse(raw).map_err(|_| Error::invalid_param("Invalid user ID"))?;
-    if me.0.user_id != user_id {
-        return Err(Error::forbidden(
-            "Cannot access account data of other users",
-        ));
-    }
-    Ok(())
-}
-
 fn room(raw: &str) -> Result<OwnedRoomId> {
     RoomId::parse(raw).map_err(|_| Error::invalid_param("Invalid room ID"))
 }
@@ -56,7 +45,7 @@ async fn get_global(
     me: Authed,
     PathParams((user_id, data_type)): PathParams<(String, String)>,
 ) -> Result<Json<Value>> {
-    own_user(&me, &user_id)?;
+    me.own_user(&user_id)?;
     found(s.account_data.get(&me.0.user_id, None, &data_type)?)
 }
 
@@ -66,7 +55,7 @@ async fn set_global(
     PathParams((user_id, data_type)): PathParams<(String, String)>,
     JsonBody(content): JsonBody<Value>,
 ) -> Result<Json<Map<String, Value>>> {
-    own_user(&me, &user_id)?;
+    me.own_user(&user_id)?;
     s.account_data
         .set_by_client(&me.0.user_id, None, &data_type, content)?;
     Ok(Json(Map::new()))
@@ -77,7 +66,7 @@ async fn get_room(
     me: Authed,
     PathParams((user_id, room_id, data_type)): PathParams<(String, String, String)>,
 ) -> Result<Json<Value>> {
-    own_user(&me, &user_id)?;
+    me.own_user(&user_id)?;
     let room_id = room(&room_id)?;
     found(
         s.account_data
@@ -91,7 +80,7 @@ async fn set_room(
     PathParams((user_id, room_id, data_type)): PathParams<(String, String, String)>,
     JsonBody(content): JsonBody<Value>,
 ) -> Result<Json<Map<String, Value>>> {
-    own_user(&me, &user_id)?;
+    me.own_user(&user_id)?;
     let room_id = room(&room_id)?;
     s.account_data
         .set_by_client(&me.0.user_id, Some(&room_id), &data_type, content)?;

@@ -1,40 +1,51 @@
 //! Filtering (client-server API §Filtering): upload and fetch sync filters.
+//!
+//! Served without ruma types so that a filter is returned exactly as it was uploaded (ruma's
+//! `FilterDefinition` drops fields at their default values).
 
-use axum::Router;
 use axum::extract::State;
-use ruma::api::client::filter::{create_filter, get_filter};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{Value, json};
 
-use crate::error::Error;
-use crate::http::ruma::{Ruma, RumaResult};
-use crate::http::ruma_route;
+use super::PREFIXES;
+use crate::error::{Error, Result};
+use crate::http::auth::Authed;
+use crate::http::json::{JsonBody, PathParams};
 use crate::services::AppState;
 
-pub fn routes(router: Router<AppState>) -> Router<AppState> {
-    let router = ruma_route::<create_filter::v3::Request, _, _>(router, create);
-    ruma_route::<get_filter::v3::Request, _, _>(router, get)
+pub fn routes(mut router: Router<AppState>) -> Router<AppState> {
+    for prefix in PREFIXES {
+        router = router
+            .route(&format!("{prefix}/user/{{user_id}}/filter"), post(create))
+            .route(
+                &format!("{prefix}/user/{{user_id}}/filter/{{filter_id}}"),
+                get(get_one),
+            );
+    }
+    router
 }
 
 async fn create(
     State(s): State<AppState>,
-    req: Ruma<create_filter::v3::Request>,
-) -> RumaResult<create_filter::v3::Response> {
-    if req.sender()?.user_id != req.user_id {
-        return Err(Error::forbidden("Cannot create filters for other users"));
-    }
-    let filter_id = s.filters.create(&req.user_id, &req.filter)?;
-    Ok(create_filter::v3::Response::new(filter_id).into())
+    me: Authed,
+    PathParams(user_id): PathParams<String>,
+    JsonBody(filter): JsonBody<Value>,
+) -> Result<Json<Value>> {
+    let user_id = me.own_user(&user_id)?;
+    let filter_id = s.filters.create(&user_id, &filter)?;
+    Ok(Json(json!({ "filter_id": filter_id })))
 }
 
-async fn get(
+async fn get_one(
     State(s): State<AppState>,
-    req: Ruma<get_filter::v3::Request>,
-) -> RumaResult<get_filter::v3::Response> {
-    if req.sender()?.user_id != req.user_id {
-        return Err(Error::forbidden("Cannot get filters of other users"));
-    }
+    me: Authed,
+    PathParams((user_id, filter_id)): PathParams<(String, String)>,
+) -> Result<Json<Value>> {
+    let user_id = me.own_user(&user_id)?;
     let filter = s
         .filters
-        .get(&req.user_id, &req.filter_id)?
+        .get(&user_id, &filter_id)?
         .ok_or_else(|| Error::not_found("Unknown filter"))?;
-    Ok(get_filter::v3::Response::new(filter).into())
+    Ok(Json(filter))
 }

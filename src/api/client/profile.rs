@@ -63,21 +63,13 @@ async fn get_field(
     Ok(Json(Map::from_iter([(field, value)])))
 }
 
-fn ensure_own(me: &Authed, user_id: &UserId) -> Result<()> {
-    if me.0.user_id != user_id {
-        return Err(Error::forbidden("Cannot change another user's profile"));
-    }
-    Ok(())
-}
-
 async fn set_field(
     State(s): State<AppState>,
     me: Authed,
     PathParams((user_id, field)): PathParams<(String, String)>,
     JsonBody(mut body): JsonBody<Map<String, Value>>,
 ) -> Result<Json<Map<String, Value>>> {
-    let user_id = parse_user(&user_id)?;
-    ensure_own(&me, &user_id)?;
+    let user_id = me.own_user(&user_id)?;
     let value = body
         .remove(&field)
         .ok_or_else(|| Error::missing_param(format!("Missing '{field}' in body")))?;
@@ -90,8 +82,7 @@ async fn delete_field(
     me: Authed,
     PathParams((user_id, field)): PathParams<(String, String)>,
 ) -> Result<Json<Map<String, Value>>> {
-    let user_id = parse_user(&user_id)?;
-    ensure_own(&me, &user_id)?;
+    let user_id = me.own_user(&user_id)?;
     s.profiles.delete(&user_id, &field)?;
     Ok(Json(Map::new()))
 }

@@ -10,7 +10,12 @@ use std::time::Duration;
 
 use crate::config::RegistrationMode;
 use crate::error::{Error, ErrorKind};
-use crate::http::ruma::{Ruma, RumaResult};
+use axum::Json;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::error::Result;
+use crate::http::ruma::{Ruma, RumaResponse, RumaResult};
 use crate::http::ruma_route;
 use crate::services::AppState;
 use crate::users::uiaa::{DUMMY, Purpose, REGISTRATION_TOKEN};
@@ -21,10 +26,7 @@ pub fn routes(router: Router<AppState>) -> Router<AppState> {
     ruma_route::<check_registration_token_validity::v1::Request, _, _>(router, token_validity)
 }
 
-async fn register(
-    State(s): State<AppState>,
-    req: Ruma<register::v3::Request>,
-) -> RumaResult<register::v3::Response> {
+async fn register(State(s): State<AppState>, req: Ruma<register::v3::Request>) -> Result<Response> {
     let req = req.body;
     if req.kind == register::RegistrationKind::Guest {
         return Err(Error::new(
@@ -66,7 +68,9 @@ async fn register(
     tracing::info!(%user_id, "registered");
 
     if req.inhibit_login {
-        return Ok(register::v3::Response::new(user_id).into());
+        // No device and no token: the spec has the response carry only the user id (ruma's
+        // response type would add `device_id: null`).
+        return Ok(Json(json!({ "user_id": user_id })).into_response());
     }
     let tokens = s.sessions.login(
         &user_id,
@@ -80,7 +84,7 @@ async fn register(
     res.device_id = Some(tokens.device_id);
     res.refresh_token = tokens.refresh_token;
     res.expires_in = tokens.expires_in_ms.map(Duration::from_millis);
-    Ok(res.into())
+    Ok(RumaResponse(res).into_response())
 }
 
 /// Refuse passwords below the configured minimum length.

@@ -53,8 +53,20 @@ async fn login(
             #[allow(deprecated)]
             let name = match (&p.identifier, &p.user) {
                 (Some(UserIdentifier::Matrix(m)), _) => m.user.clone(),
+                // Roost stores no third-party ids, so none can match.
+                (
+                    Some(
+                        UserIdentifier::Email(_)
+                        | UserIdentifier::Msisdn(_)
+                        | UserIdentifier::PhoneNumber(_),
+                    ),
+                    _,
+                ) => return Err(Error::forbidden("Unknown third-party identifier")),
                 (Some(_), _) => {
-                    return Err(Error::forbidden("Only m.id.user identifiers are supported"));
+                    return Err(
+                        Error::new(ErrorKind::Unknown, "Unknown login identifier type")
+                            .with_status(axum::http::StatusCode::BAD_REQUEST),
+                    );
                 }
                 (None, Some(user)) => user.clone(),
                 (None, None) => return Err(Error::missing_param("Missing identifier")),
