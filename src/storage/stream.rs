@@ -171,7 +171,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let last = {
             let c = StreamCounter::load(engine(dir.path())).unwrap();
-            (0..5).map(|_| c.reserve().unwrap().pos()).last().unwrap()
+            let mut last = 0;
+            for _ in 0..5 {
+                last = c.reserve().unwrap().pos();
+            }
+            last
         };
         let c = StreamCounter::load(engine(dir.path())).unwrap();
         let first_after = c.reserve().unwrap().pos();

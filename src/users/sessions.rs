@@ -92,7 +92,7 @@ impl Sessions {
         ip: Option<String>,
     ) -> Result<IssuedTokens> {
         let device_id = match device_id {
-            Some(d) if d.is_empty() => {
+            Some("") => {
                 return Err(Error::invalid_param("device_id must not be empty"));
             }
             Some(d) => d.to_owned(),

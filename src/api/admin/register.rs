@@ -80,7 +80,7 @@ async fn register(
     let mut batch = Batch::new();
     ADMIN_NONCES.delete(&mut batch, body.nonce.as_bytes());
     s.db.write(batch)?;
-    if !issued.is_some_and(|t| now_ms() < t + NONCE_LIFETIME_MS) {
+    if issued.is_none_or(|t| now_ms() >= t + NONCE_LIFETIME_MS) {
         return Err(Error::new(ErrorKind::Unknown, "Unrecognised nonce")
             .with_status(axum::http::StatusCode::BAD_REQUEST));
     }
