@@ -297,8 +297,6 @@ else
   export ROOST_CT_TOKEN_URL=$TOKEN_URL
   export ROOST_CT_SHARED_SECRET=$SHARED_SECRET
 fi
-export ROOST_CT_SERVER_KIND=$SERVER
-
 # Run everything under tests/ unless the caller named test paths/node ids.
 HAS_PATH=0
 for a in "${PYTEST_ARGS[@]:-}"; do

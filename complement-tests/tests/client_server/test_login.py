@@ -169,11 +169,6 @@ def test_login_refresh_token_issued(server, user):
     assert_status(server.get("account/whoami", access_token=data["access_token"]), 200)
 
 
-def test_login_without_refresh_token_flag_gets_none(server, user):
-    data = assert_status(server.login_raw(_pw_body(user.user_id, user.password)), 200)
-    assert "refresh_token" not in data, data
-
-
 def test_refresh_rotates_tokens(server, user):
     data = _login_with_refresh(server, user)
     resp = server.post("refresh", json={"refresh_token": data["refresh_token"]})

@@ -5,6 +5,8 @@ Spec: client-server-api "Server Discovery", "API Versions", "Capabilities negoti
 
 import re
 
+import pytest
+
 from ct import assert_error, assert_status
 
 VERSION_RE = re.compile(r"^(v\d+\.\d+|r\d+\.\d+\.\d+)$")
@@ -82,7 +84,9 @@ def test_capabilities_change_password(user):
 
 def test_capabilities_room_versions(user):
     caps = _capabilities(user)
-    assert "m.room_versions" in caps, f"m.room_versions missing: {list(caps)}"
+    if "m.room_versions" not in caps:
+        # Optional: clients then assume room version "1" only.
+        pytest.skip("m.room_versions not advertised")
     rv = caps["m.room_versions"]
     assert isinstance(rv.get("default"), str) and rv["default"], rv
     available = rv.get("available")
