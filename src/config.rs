@@ -24,7 +24,23 @@ pub struct Config {
     pub auth: Auth,
     pub limits: Limits,
     pub well_known: WellKnown,
+    pub rooms: RoomsConfig,
     pub log: Log,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RoomsConfig {
+    /// Room version for new rooms when the client names none ("1" to "12").
+    pub default_version: String,
+}
+
+impl Default for RoomsConfig {
+    fn default() -> Self {
+        Self {
+            default_version: "12".into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -121,6 +137,7 @@ impl Default for Config {
             auth: Auth::default(),
             limits: Limits::default(),
             well_known: WellKnown::default(),
+            rooms: RoomsConfig::default(),
             log: Log::default(),
         }
     }
@@ -234,6 +251,16 @@ impl Config {
             return Err(ConfigError(
                 "registration.shared_secret: must not be empty when set".into(),
             ));
+        }
+        let supported = crate::rooms::supported_versions();
+        if !supported
+            .iter()
+            .any(|v| v.as_str() == self.rooms.default_version)
+        {
+            return Err(ConfigError(format!(
+                "rooms.default_version: {:?} is not a supported room version (1-12)",
+                self.rooms.default_version
+            )));
         }
         if self.limits.max_request_bytes < 1024 {
             return Err(ConfigError(

@@ -41,6 +41,8 @@ pub enum ErrorKind {
     WeakPassword,
     ProfileTooLarge,
     KeyTooLarge,
+    RoomInUse,
+    BadAlias,
 }
 
 impl ErrorKind {
@@ -72,6 +74,8 @@ impl ErrorKind {
             Self::WeakPassword => "M_WEAK_PASSWORD",
             Self::ProfileTooLarge => "M_PROFILE_TOO_LARGE",
             Self::KeyTooLarge => "M_KEY_TOO_LARGE",
+            Self::RoomInUse => "M_ROOM_IN_USE",
+            Self::BadAlias => "M_BAD_ALIAS",
         }
     }
 
@@ -100,7 +104,9 @@ impl ErrorKind {
             | Self::UnsupportedRoomVersion
             | Self::WeakPassword
             | Self::ProfileTooLarge
-            | Self::KeyTooLarge => StatusCode::BAD_REQUEST,
+            | Self::KeyTooLarge
+            | Self::RoomInUse
+            | Self::BadAlias => StatusCode::BAD_REQUEST,
         }
     }
 }

@@ -6,7 +6,9 @@
 pub mod api;
 pub mod config;
 pub mod error;
+pub mod events;
 pub mod http;
+pub mod rooms;
 pub mod server;
 pub mod services;
 pub mod storage;

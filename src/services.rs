@@ -6,6 +6,8 @@
 use std::sync::Arc;
 
 use crate::config::Config;
+use crate::events::ServerKey;
+use crate::rooms::Rooms;
 use crate::storage::KvEngine;
 use crate::storage::rocks::{RocksEngine, RocksSettings};
 use crate::storage::stream::StreamCounter;
@@ -28,6 +30,8 @@ pub struct Services {
     pub profiles: Arc<Profiles>,
     pub account_data: Arc<AccountData>,
     pub filters: Arc<Filters>,
+    pub server_key: Arc<ServerKey>,
+    pub rooms: Arc<Rooms>,
 }
 
 /// What handlers get as axum state.
@@ -68,7 +72,23 @@ impl Services {
             Arc::clone(&registration_tokens),
             config.auth.uia_session_lifetime_secs,
         ));
+        let server_key = Arc::new(
+            ServerKey::load_or_generate(&db, &config.server_name)
+                .map_err(crate::storage::StorageError::new)?,
+        );
+        let ids = StreamCounter::load_named(Arc::clone(&db), "short_id_high_water")?;
+        let default_version = ruma::RoomVersionId::try_from(config.rooms.default_version.as_str())
+            .map_err(crate::storage::StorageError::new)?;
+        let rooms = Arc::new(Rooms::new(
+            Arc::clone(&db),
+            Arc::clone(&server_key),
+            Arc::clone(&stream),
+            ids,
+            default_version,
+        ));
         Ok(Arc::new(Self {
+            server_key,
+            rooms,
             profiles: Arc::new(Profiles::new(Arc::clone(&db))),
             account_data: Arc::new(AccountData::new(Arc::clone(&db), Arc::clone(&stream))),
             filters: Arc::new(Filters::new(Arc::clone(&db))),

@@ -23,7 +23,7 @@ use super::engine::{Batch, KvEngine, StorageError};
 
 /// How many positions one persisted high-water mark covers.
 pub const BLOCK: u64 = 1024;
-const HIGH_WATER_KEY: &[u8] = b"stream_high_water";
+const HIGH_WATER_KEY: &str = "stream_high_water";
 
 struct State {
     /// Next position to hand out.
@@ -37,14 +37,22 @@ struct State {
 /// Hands out stream positions and tracks the retired frontier.
 pub struct StreamCounter {
     db: Arc<dyn KvEngine>,
+    /// The `meta` key of this counter's high-water mark.
+    key: &'static str,
     state: Mutex<State>,
     frontier: watch::Sender<u64>,
 }
 
 impl StreamCounter {
-    /// Load the counter, continuing above whatever was handed out before a restart.
+    /// Load the stream counter, continuing above whatever was handed out before a restart.
     pub fn load(db: Arc<dyn KvEngine>) -> Result<Arc<Self>, StorageError> {
-        let stored = match db.get(META, HIGH_WATER_KEY)? {
+        Self::load_named(db, HIGH_WATER_KEY)
+    }
+
+    /// Load a counter persisted under its own `meta` key: the same mechanism hands out unique,
+    /// increasing ids (short ids) whose frontier nobody reads.
+    pub fn load_named(db: Arc<dyn KvEngine>, key: &'static str) -> Result<Arc<Self>, StorageError> {
+        let stored = match db.get(META, key.as_bytes())? {
             Some(b) => u64::from_be_bytes(
                 b.as_slice()
                     .try_into()
@@ -55,6 +63,7 @@ impl StreamCounter {
         let (frontier, _) = watch::channel(stored);
         Ok(Arc::new(Self {
             db,
+            key,
             state: Mutex::new(State {
                 next: stored + 1,
                 in_flight: BTreeSet::new(),
@@ -73,7 +82,7 @@ impl StreamCounter {
             let mut batch = Batch::new();
             batch.put(
                 META,
-                HIGH_WATER_KEY.to_vec(),
+                self.key.as_bytes().to_vec(),
                 (until - 1).to_be_bytes().to_vec(),
             );
             self.db.write(batch)?;

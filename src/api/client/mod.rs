@@ -7,6 +7,7 @@ mod discovery;
 mod filters;
 mod profile;
 mod register;
+mod rooms;
 mod session;
 
 use axum::Router;
@@ -21,6 +22,7 @@ pub fn routes(router: Router<AppState>) -> Router<AppState> {
     let router = devices::routes(router);
     let router = profile::routes(router);
     let router = account_data::routes(router);
+    let router = rooms::routes(router);
     filters::routes(router)
 }
 

@@ -1,0 +1,310 @@
+//! The one event pipeline: build → check → persist → publish.
+
+use ruma::events::{StateEventType, TimelineEventType};
+use ruma::room_version_rules::RoomVersionRules;
+use ruma::{DeviceId, EventId, OwnedEventId, OwnedRoomId, RoomId, RoomVersionId, UserId};
+
+use super::Rooms;
+use super::tables::{
+    EVENT_SHORTS, EXTREMITIES, PDUS, PduRecord, ROOM_MEMBERS, ROOM_STATE, ROOMS, RoomRecord,
+    TIMELINE, TXN_IDS, USER_ROOMS,
+};
+use crate::error::{Error, Result};
+use crate::events::{Pdu, PduTemplate};
+use crate::storage::Batch;
+use crate::storage::keys::KeyBuilder;
+use crate::util::random_alphanumeric;
+
+/// Identifies a client transaction: the same device retrying the same request.
+pub struct TxnKey<'a> {
+    pub user: &'a UserId,
+    pub device: &'a DeviceId,
+    /// Which endpoint (`send`, `redact`): the same txn id on another endpoint is another request.
+    pub endpoint: &'static str,
+    pub txn_id: &'a str,
+}
+
+impl TxnKey<'_> {
+    fn key(&self, room_id: &RoomId) -> Vec<u8> {
+        KeyBuilder::new()
+            .str(self.user.as_str())
+            .str(self.device.as_str())
+            .str(room_id.as_str())
+            .str(self.endpoint)
+            .str(self.txn_id)
+            .build()
+    }
+}
+
+/// The rules of a room version Roost supports.
+pub fn rules_of(version: &RoomVersionId) -> Result<RoomVersionRules> {
+    version.rules().ok_or_else(|| {
+        Error::new(
+            crate::error::ErrorKind::UnsupportedRoomVersion,
+            "Unsupported room version",
+        )
+    })
+}
+
+impl Rooms {
+    /// Append a new local event to an existing room: the pipeline for everything but a room's
+    /// create event.
+    pub async fn append(
+        &self,
+        room_id: &RoomId,
+        sender: &UserId,
+        template: PduTemplate,
+    ) -> Result<Pdu> {
+        let lock = self.room_lock(room_id);
+        let _guard = lock.lock().await;
+        self.append_locked(room_id, sender, template, None)
+    }
+
+    /// Append idempotently: the first request with `txn` appends and records the event id in
+    /// the same batch; a retry (sequential or concurrent — both run under the room lock) gets
+    /// the recorded event id and appends nothing.
+    pub async fn append_with_txn(
+        &self,
+        room_id: &RoomId,
+        sender: &UserId,
+        template: PduTemplate,
+        txn: &TxnKey<'_>,
+    ) -> Result<OwnedEventId> {
+        let lock = self.room_lock(room_id);
+        let _guard = lock.lock().await;
+        let key = txn.key(room_id);
+        if let Some(event_id) = TXN_IDS.get(&*self.db, &key)? {
+            return OwnedEventId::try_from(event_id).map_err(Error::internal);
+        }
+        Ok(self
+            .append_locked(room_id, sender, template, Some(key))?
+            .event_id)
+    }
+
+    /// Create a room: its create event, then `rest` in order, all under the room's lock so no
+    /// other event interleaves. Returns the new room's id.
+    pub async fn create_room_with(
+        &self,
+        version: &RoomVersionId,
+        creator: &UserId,
+        create_content: serde_json::Value,
+        rest: Vec<PduTemplate>,
+    ) -> Result<OwnedRoomId> {
+        let rules = rules_of(version)?;
+        let room_id = if rules.authorization.room_create_event_id_as_room_id {
+            None
+        } else {
+            let id = format!("!{}:{}", random_alphanumeric(18), self.server_name());
+            Some(RoomId::parse(id).map_err(Error::internal)?)
+        };
+        let template = PduTemplate::state("m.room.create", "", create_content);
+        let create = Pdu::build(
+            template,
+            room_id.as_deref(),
+            version,
+            &rules,
+            creator,
+            &[],
+            &[],
+            1,
+            &self.key,
+        )?;
+        ruma::state_res::check_state_independent_auth_rules(
+            &rules.authorization,
+            &create,
+            |_: &EventId| None::<Pdu>,
+        )
+        .map_err(|e| Error::bad_json(format!("Invalid create event: {e}")))?;
+
+        let room_id = create.room_id.clone();
+        let lock = self.room_lock(&room_id);
+        let _guard = lock.lock().await;
+        let mut room = RoomRecord {
+            short: self.ids.reserve()?.pos(),
+            version: version.to_string(),
+            current_snapshot: 0,
+            layers_since_full: 0,
+        };
+        self.persist(&room_id, &mut room, &create, Vec::new(), Batch::new())?;
+        for template in rest {
+            self.append_locked(&room_id, creator, template, None)?;
+        }
+        Ok(room_id)
+    }
+
+    fn append_locked(
+        &self,
+        room_id: &RoomId,
+        sender: &UserId,
+        template: PduTemplate,
+        txn_key: Option<Vec<u8>>,
+    ) -> Result<Pdu> {
+        let mut room = self
+            .room(room_id)?
+            .ok_or_else(|| Error::not_found("Unknown room"))?;
+        let version = RoomVersionId::try_from(room.version.as_str()).map_err(Error::internal)?;
+        let rules = rules_of(&version)?;
+
+        // prev_events: the forward extremities (one, while the room only has local events).
+        let extremities = EXTREMITIES.scan_prefix(&*self.db, &room.short.to_be_bytes(), 64)?;
+        let mut prev = Vec::with_capacity(extremities.len());
+        for (_, event_id) in &extremities {
+            let id = EventId::parse(event_id).map_err(Error::internal)?;
+            prev.push(
+                self.pdu(&id)?
+                    .ok_or_else(|| Error::internal("missing forward extremity"))?,
+            );
+        }
+        let depth = prev.iter().map(|p| p.depth).max().unwrap_or(0) + 1;
+
+        // auth_events: the state the auth rules say this event depends on.
+        let content =
+            serde_json::value::to_raw_value(&template.content).map_err(Error::internal)?;
+        let kind = TimelineEventType::from(template.kind.as_str());
+        let auth_types = ruma::state_res::auth_types_for_event(
+            &kind,
+            sender,
+            template.state_key.as_deref(),
+            &content,
+            &rules.authorization,
+        )
+        .map_err(Error::bad_json)?;
+        let mut auth = Vec::new();
+        for (kind, state_key) in auth_types {
+            if let Some(pdu) =
+                self.current_state_event(room.short, &kind.to_string(), &state_key)?
+            {
+                auth.push(pdu);
+            }
+        }
+
+        let prev_refs: Vec<&Pdu> = prev.iter().collect();
+        let auth_refs: Vec<&Pdu> = auth.iter().collect();
+        let pdu = Pdu::build(
+            template,
+            Some(room_id),
+            &version,
+            &rules,
+            sender,
+            &prev_refs,
+            &auth_refs,
+            depth,
+            &self.key,
+        )?;
+        self.check(&pdu, &rules, &room)?;
+
+        let old_extremities = extremities.into_iter().map(|(k, _)| k).collect();
+        let mut batch = Batch::new();
+        if let Some(key) = txn_key {
+            TXN_IDS.put(&mut batch, key, &pdu.event_id.to_string());
+        }
+        self.persist(room_id, &mut room, &pdu, old_extremities, batch)?;
+        Ok(pdu)
+    }
+
+    /// The auth rules: state-independent (the auth events themselves), then state-dependent
+    /// against the room's current state (which, for a local event, is also the state before
+    /// it and the source of its auth events).
+    fn check(&self, pdu: &Pdu, rules: &RoomVersionRules, room: &RoomRecord) -> Result<()> {
+        let fetch_event = |id: &EventId| self.pdu(id).ok().flatten();
+        ruma::state_res::check_state_independent_auth_rules(&rules.authorization, pdu, fetch_event)
+            .map_err(Error::forbidden)?;
+        let fetch_state = |kind: &StateEventType, state_key: &str| {
+            self.current_state_event(room.short, &kind.to_string(), state_key)
+                .ok()
+                .flatten()
+        };
+        ruma::state_res::check_state_dependent_auth_rules(&rules.authorization, pdu, fetch_state)
+            .map_err(Error::forbidden)
+    }
+
+    /// Write an accepted event in one batch: PDU and short id, timeline position, state
+    /// snapshot and current state, membership indexes, forward extremities, room record.
+    fn persist(
+        &self,
+        room_id: &RoomId,
+        room: &mut RoomRecord,
+        pdu: &Pdu,
+        old_extremities: Vec<Vec<u8>>,
+        mut batch: Batch,
+    ) -> Result<()> {
+        let short = self.ids.reserve()?.pos();
+        // Held until the batch committed: sync never reads past a position still in flight.
+        let permit = self.stream.reserve()?;
+        EVENT_SHORTS.put(
+            &mut batch,
+            KeyBuilder::new().str(pdu.event_id.as_str()).build(),
+            &short,
+        );
+
+        let state_before = room.current_snapshot;
+        if let Some(state_key) = &pdu.state_key {
+            let kind = pdu.kind.to_string();
+            let key_short = self.state.state_key_short_or_create(&kind, state_key)?;
+            let parent = (room.current_snapshot != 0).then_some(room.current_snapshot);
+            let (snapshot, layers) = self.state.derive(
+                parent,
+                room.layers_since_full,
+                &[(key_short, short)],
+                &mut batch,
+            )?;
+            room.current_snapshot = snapshot;
+            room.layers_since_full = layers;
+            ROOM_STATE.put(
+                &mut batch,
+                KeyBuilder::new().u64(room.short).u64(key_short).build(),
+                &short,
+            );
+            if pdu.kind == TimelineEventType::RoomMember {
+                let membership = pdu.content_json()["membership"]
+                    .as_str()
+                    .unwrap_or("leave")
+                    .to_owned();
+                ROOM_MEMBERS.put(
+                    &mut batch,
+                    KeyBuilder::new().u64(room.short).str(state_key).build(),
+                    &membership,
+                );
+                USER_ROOMS.put(
+                    &mut batch,
+                    KeyBuilder::new()
+                        .str(state_key)
+                        .str(room_id.as_str())
+                        .build(),
+                    &membership,
+                );
+            }
+        }
+        let record = PduRecord {
+            event_id: pdu.event_id.to_string(),
+            room_id: room_id.to_string(),
+            stream_pos: permit.pos(),
+            state_after: room.current_snapshot,
+            state_before,
+            soft_failed: false,
+            json: serde_json::to_value(&pdu.json).map_err(Error::internal)?,
+        };
+        PDUS.put(&mut batch, short.to_be_bytes().to_vec(), &record);
+        TIMELINE.put(
+            &mut batch,
+            KeyBuilder::new().u64(room.short).u64(permit.pos()).build(),
+            &short,
+        );
+        for key in old_extremities {
+            EXTREMITIES.delete(&mut batch, key);
+        }
+        EXTREMITIES.put(
+            &mut batch,
+            KeyBuilder::new().u64(room.short).u64(short).build(),
+            &pdu.event_id.to_string(),
+        );
+        ROOMS.put(
+            &mut batch,
+            KeyBuilder::new().str(room_id.as_str()).build(),
+            room,
+        );
+        self.db.write(batch)?;
+        drop(permit);
+        Ok(())
+    }
+}

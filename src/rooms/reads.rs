@@ -1,0 +1,185 @@
+//! Reading rooms: records, PDUs, state, membership, timeline pages.
+
+use ruma::{EventId, OwnedRoomId, RoomId, UserId};
+
+use super::Rooms;
+use super::tables::{
+    EVENT_SHORTS, PDUS, PduRecord, ROOM_MEMBERS, ROOM_STATE, ROOMS, RoomRecord, TIMELINE,
+    USER_ROOMS,
+};
+use crate::error::{Error, Result};
+use crate::events::Pdu;
+use crate::storage::keys::{KeyBuilder, KeyReader};
+
+/// One timeline entry: its stream position and the event.
+#[derive(Debug, Clone)]
+pub struct TimelineEntry {
+    pub pos: u64,
+    pub pdu: Pdu,
+}
+
+impl Rooms {
+    pub fn room(&self, room_id: &RoomId) -> Result<Option<RoomRecord>> {
+        Ok(ROOMS.get(&*self.db, &KeyBuilder::new().str(room_id.as_str()).build())?)
+    }
+
+    pub fn event_short(&self, event_id: &EventId) -> Result<Option<u64>> {
+        Ok(EVENT_SHORTS.get(&*self.db, &KeyBuilder::new().str(event_id.as_str()).build())?)
+    }
+
+    /// A PDU and its record, by short id.
+    pub fn pdu_by_short(&self, short: u64) -> Result<Option<(Pdu, PduRecord)>> {
+        let Some(record) = PDUS.get(&*self.db, &short.to_be_bytes())? else {
+            return Ok(None);
+        };
+        let json = serde_json::from_value(record.json.clone()).map_err(Error::internal)?;
+        let room_id = OwnedRoomId::try_from(record.room_id.as_str()).map_err(Error::internal)?;
+        let event_id =
+            ruma::OwnedEventId::try_from(record.event_id.as_str()).map_err(Error::internal)?;
+        Ok(Some((Pdu::from_json(event_id, room_id, json)?, record)))
+    }
+
+    /// A PDU by event id.
+    pub fn pdu(&self, event_id: &EventId) -> Result<Option<Pdu>> {
+        Ok(self.pdu_with_record(event_id)?.map(|(p, _)| p))
+    }
+
+    pub fn pdu_with_record(&self, event_id: &EventId) -> Result<Option<(Pdu, PduRecord)>> {
+        match self.event_short(event_id)? {
+            Some(short) => self.pdu_by_short(short),
+            None => Ok(None),
+        }
+    }
+
+    /// The current state event of `(kind, state_key)` in a room.
+    pub fn current_state_event(
+        &self,
+        room_short: u64,
+        kind: &str,
+        state_key: &str,
+    ) -> Result<Option<Pdu>> {
+        let Some(key_short) = self.state.state_key_short(kind, state_key)? else {
+            return Ok(None);
+        };
+        let key = KeyBuilder::new().u64(room_short).u64(key_short).build();
+        match ROOM_STATE.get(&*self.db, &key)? {
+            Some(event_short) => Ok(self.pdu_by_short(event_short)?.map(|(p, _)| p)),
+            None => Ok(None),
+        }
+    }
+
+    /// Every current state event of a room.
+    pub fn current_state(&self, room_short: u64) -> Result<Vec<Pdu>> {
+        let rows = ROOM_STATE.scan_prefix(&*self.db, &room_short.to_be_bytes(), usize::MAX)?;
+        rows.into_iter()
+            .filter_map(|(_, short)| self.pdu_by_short(short).transpose())
+            .map(|r| r.map(|(p, _)| p))
+            .collect()
+    }
+
+    /// The state events of a snapshot (the state at some point in the room's history).
+    pub fn state_at(&self, snapshot: u64) -> Result<Vec<Pdu>> {
+        if snapshot == 0 {
+            return Ok(Vec::new());
+        }
+        self.state
+            .load(snapshot)?
+            .into_values()
+            .filter_map(|short| self.pdu_by_short(short).transpose())
+            .map(|r| r.map(|(p, _)| p))
+            .collect()
+    }
+
+    /// One state event within a snapshot.
+    pub fn state_event_at(
+        &self,
+        snapshot: u64,
+        kind: &str,
+        state_key: &str,
+    ) -> Result<Option<Pdu>> {
+        if snapshot == 0 {
+            return Ok(None);
+        }
+        let Some(key_short) = self.state.state_key_short(kind, state_key)? else {
+            return Ok(None);
+        };
+        match self.state.load(snapshot)?.get(&key_short) {
+            Some(short) => Ok(self.pdu_by_short(*short)?.map(|(p, _)| p)),
+            None => Ok(None),
+        }
+    }
+
+    /// A user's current membership in a room (`join`, `invite`, `leave`, `ban`, `knock`).
+    pub fn membership(&self, room_short: u64, user_id: &UserId) -> Result<Option<String>> {
+        Ok(ROOM_MEMBERS.get(
+            &*self.db,
+            &KeyBuilder::new()
+                .u64(room_short)
+                .str(user_id.as_str())
+                .build(),
+        )?)
+    }
+
+    /// `(user_id, membership)` of everyone with a membership in the room.
+    pub fn members(&self, room_short: u64) -> Result<Vec<(String, String)>> {
+        let rows = ROOM_MEMBERS.scan_prefix(&*self.db, &room_short.to_be_bytes(), usize::MAX)?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(key, membership)| {
+                let mut reader = KeyReader::new(&key);
+                reader.u64()?;
+                Some((reader.str()?, membership))
+            })
+            .collect())
+    }
+
+    /// `(room_id, membership)` of every room the user has a membership in.
+    pub fn rooms_of(&self, user_id: &UserId) -> Result<Vec<(OwnedRoomId, String)>> {
+        let prefix = KeyBuilder::new().str(user_id.as_str()).build();
+        let rows = USER_ROOMS.scan_prefix(&*self.db, &prefix, usize::MAX)?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(key, membership)| {
+                let mut reader = KeyReader::new(&key);
+                reader.str()?;
+                Some((OwnedRoomId::try_from(reader.str()?).ok()?, membership))
+            })
+            .collect())
+    }
+
+    /// Timeline entries from stream position `from` (exclusive) in direction `backwards`, at
+    /// most `limit`.
+    pub fn timeline_page(
+        &self,
+        room_short: u64,
+        from: u64,
+        backwards: bool,
+        limit: usize,
+    ) -> Result<Vec<TimelineEntry>> {
+        let prefix = room_short.to_be_bytes();
+        let rows = if backwards {
+            let end = KeyBuilder::new().u64(room_short).u64(from).build();
+            self.db
+                .scan_range(TIMELINE.name, &prefix, Some(&end), true, limit)?
+        } else {
+            let start = KeyBuilder::new()
+                .u64(room_short)
+                .u64(from.saturating_add(1))
+                .build();
+            let end = KeyBuilder::new().u64(room_short + 1).build();
+            self.db
+                .scan_range(TIMELINE.name, &start, Some(&end), false, limit)?
+        };
+        let mut out = Vec::with_capacity(rows.len());
+        for (key, value) in rows {
+            let pos = KeyReader::new(&key[8..])
+                .u64()
+                .ok_or_else(|| Error::internal("bad timeline key"))?;
+            let short: u64 = serde_json::from_slice(&value).map_err(Error::internal)?;
+            if let Some((pdu, _)) = self.pdu_by_short(short)? {
+                out.push(TimelineEntry { pos, pdu });
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,103 @@
+//! Tables owned by the rooms module, with their key and value layouts.
+//!
+//! `‖` ends a string component; `u64` is big-endian (see [`crate::storage::keys`]). Rooms,
+//! events and `(type, state_key)` pairs have compact `u64` short ids so that state snapshots and
+//! timeline keys stay small. Every event is written in one batch: PDU, short id, timeline
+//! position, state snapshot, current state, membership indexes, forward extremities.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::storage::Table;
+
+/// `room_id‖ → RoomRecord`.
+pub const ROOMS: Table<RoomRecord> = Table::new("rooms");
+/// `event_id‖ → event_short u64`.
+pub const EVENT_SHORTS: Table<u64> = Table::new("event_shorts");
+/// `event_short u64 → PduRecord` (the signed PDU and where it sits).
+pub const PDUS: Table<PduRecord> = Table::new("pdus");
+/// `type‖ state_key‖ → state_key_short u64`.
+pub const STATE_KEY_SHORTS: Table<u64> = Table::new("state_key_shorts");
+/// `state_key_short u64 → [type, state_key]`.
+pub const STATE_KEYS: Table<(String, String)> = Table::new("state_keys");
+/// `room_short u64 ‖ stream_pos u64 → event_short u64`: the timeline, in stream order.
+pub const TIMELINE: Table<u64> = Table::new("timeline");
+/// `snapshot_id u64 → Snapshot`: state sets as deltas with a periodic full layer.
+pub const SNAPSHOTS: Table<Snapshot> = Table::new("state_snapshots");
+/// `room_short u64 ‖ state_key_short u64 → event_short u64`: the current state.
+pub const ROOM_STATE: Table<u64> = Table::new("room_state");
+/// `room_short u64 ‖ event_short u64 → event_id`: forward extremities.
+pub const EXTREMITIES: Table<String> = Table::new("forward_extremities");
+/// `room_short u64 ‖ user_id‖ → membership` (join, invite, leave, ban, knock).
+pub const ROOM_MEMBERS: Table<String> = Table::new("room_members");
+/// `user_id‖ room_id‖ → membership`: the rooms a user is in, per membership.
+pub const USER_ROOMS: Table<String> = Table::new("user_rooms");
+/// `user_id‖ device_id‖ txn_id‖ → event_id`: idempotent sends.
+pub const TXN_IDS: Table<String> = Table::new("txn_ids");
+
+/// `alias‖ → AliasRecord`: room aliases of this server.
+pub const ALIASES: Table<AliasRecord> = Table::new("aliases");
+/// `room_id‖ alias‖ → ()`: the local aliases of a room.
+pub const ROOM_ALIASES: Table<()> = Table::new("room_aliases");
+/// `room_id‖ → ()`: rooms published in the public room directory.
+pub const PUBLIC_ROOMS: Table<()> = Table::new("public_rooms");
+
+pub const ALL: &[&str] = &[
+    ALIASES.name,
+    ROOM_ALIASES.name,
+    PUBLIC_ROOMS.name,
+    ROOMS.name,
+    EVENT_SHORTS.name,
+    PDUS.name,
+    STATE_KEY_SHORTS.name,
+    STATE_KEYS.name,
+    TIMELINE.name,
+    SNAPSHOTS.name,
+    ROOM_STATE.name,
+    EXTREMITIES.name,
+    ROOM_MEMBERS.name,
+    USER_ROOMS.name,
+    TXN_IDS.name,
+];
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RoomRecord {
+    pub short: u64,
+    pub version: String,
+    /// Snapshot id of the current state.
+    pub current_snapshot: u64,
+    /// Number of delta layers since the last full layer under `current_snapshot`.
+    pub layers_since_full: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PduRecord {
+    /// Stored because v3+ event ids are reference hashes, not part of the PDU.
+    pub event_id: String,
+    pub room_id: String,
+    pub stream_pos: u64,
+    /// Snapshot of the state after this event (equal to the state before it for messages).
+    pub state_after: u64,
+    /// Snapshot of the state before this event.
+    pub state_before: u64,
+    #[serde(default)]
+    pub soft_failed: bool,
+    pub json: Value,
+}
+
+/// A state set: either complete (`full`) or the entries that changed on top of `parent`.
+/// Entries are `(state_key_short, event_short)`; Matrix state never loses keys, so a delta only
+/// adds or replaces.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub parent: Option<u64>,
+    pub full: bool,
+    pub entries: Vec<(u64, u64)>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AliasRecord {
+    pub room_id: String,
+    /// Who created the alias (they, or a user with power, may delete it).
+    pub creator: String,
+}

@@ -1,0 +1,84 @@
+//! History visibility (client-server API §"History visibility"), applied on every read path.
+
+use std::collections::HashMap;
+
+use ruma::UserId;
+
+use super::Rooms;
+use super::tables::PduRecord;
+use crate::error::Result;
+use crate::events::Pdu;
+
+/// Decides visibility for one user over many events, caching what each state snapshot says.
+pub struct VisibilityCheck<'a> {
+    rooms: &'a Rooms,
+    user: &'a UserId,
+    /// The user's membership now.
+    current: Option<String>,
+    history: HashMap<u64, String>,
+    membership: HashMap<u64, Option<String>>,
+}
+
+impl<'a> VisibilityCheck<'a> {
+    pub fn new(rooms: &'a Rooms, user: &'a UserId, room_short: u64) -> Result<Self> {
+        let current = rooms.membership(room_short, user)?;
+        Ok(Self {
+            rooms,
+            user,
+            current,
+            history: HashMap::new(),
+            membership: HashMap::new(),
+        })
+    }
+
+    /// Whether the user is joined now.
+    pub fn is_joined(&self) -> bool {
+        self.current.as_deref() == Some("join")
+    }
+
+    fn history_at(&mut self, snapshot: u64) -> Result<String> {
+        if let Some(v) = self.history.get(&snapshot) {
+            return Ok(v.clone());
+        }
+        let value = self
+            .rooms
+            .state_event_at(snapshot, "m.room.history_visibility", "")?
+            .and_then(|p| {
+                p.content_json()["history_visibility"]
+                    .as_str()
+                    .map(str::to_owned)
+            })
+            .unwrap_or_else(|| "shared".to_owned());
+        self.history.insert(snapshot, value.clone());
+        Ok(value)
+    }
+
+    fn membership_at(&mut self, snapshot: u64) -> Result<Option<String>> {
+        if let Some(v) = self.membership.get(&snapshot) {
+            return Ok(v.clone());
+        }
+        let value = self
+            .rooms
+            .state_event_at(snapshot, "m.room.member", self.user.as_str())?
+            .and_then(|p| p.content_json()["membership"].as_str().map(str::to_owned));
+        self.membership.insert(snapshot, value.clone());
+        Ok(value)
+    }
+
+    /// The spec's rules: world_readable → yes; the user was joined at the event → yes; `shared`
+    /// and the user is joined now → yes; `invited` and the user was invited at the event → yes.
+    /// The visibility in force is the one before the event; the membership is taken after it,
+    /// so a user sees their own join.
+    pub fn allows(&mut self, _pdu: &Pdu, record: &PduRecord) -> Result<bool> {
+        let visibility = self.history_at(record.state_before)?;
+        if visibility == "world_readable" {
+            return Ok(true);
+        }
+        let membership = self.membership_at(record.state_after)?;
+        Ok(match membership.as_deref() {
+            Some("join") => true,
+            Some("invite") if visibility == "invited" => true,
+            _ => visibility == "shared" && self.is_joined(),
+        })
+    }
+}
