@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json as json_module
 import time
 import urllib.parse
 import uuid
@@ -30,6 +31,17 @@ def unique_localpart(prefix: str = "ct_") -> str:
 def q(segment: str) -> str:
     """Percent-encode one path segment (user IDs, room IDs, event types...)."""
     return urllib.parse.quote(segment, safe="")
+
+
+def room_path(room_id: str, *parts: str) -> str:
+    """Relative /v3 path "rooms/{roomId}/part/part..." with every segment percent-encoded.
+
+    Empty parts are kept (a trailing "/" for an empty state key)."""
+    return "rooms/" + "/".join(q(p) for p in (room_id, *parts))
+
+
+def new_txn_id() -> str:
+    return "ct" + uuid.uuid4().hex
 
 
 def server_name_of(user_id: str) -> str:
@@ -436,6 +448,89 @@ class User:
     def login_again(self, **extra: Any) -> "User":
         """Log in as this user once more (a new device)."""
         return self.server.login(self.user_id, self.password, **extra)
+
+    # -- rooms (thin wrappers; each asserts success and returns the useful part) --------
+    def create_room(self, body: dict | None = None, **fields: Any) -> str:
+        """POST /createRoom with `body` (plus keyword fields); returns the room ID."""
+        data = assert_status(self.post("createRoom", json={**(body or {}), **fields}), 200)
+        assert isinstance(data, dict) and isinstance(data.get("room_id"), str), data
+        assert data["room_id"].startswith("!"), data
+        return data["room_id"]
+
+    def send_event(
+        self, room_id: str, event_type: str, content: dict, txn_id: str | None = None
+    ) -> str:
+        """PUT /rooms/{id}/send/{type}/{txnId}; returns the event ID."""
+        txn_id = txn_id or new_txn_id()
+        resp = self.put(room_path(room_id, "send", event_type, txn_id), json=content)
+        data = assert_status(resp, 200)
+        assert isinstance(data, dict) and isinstance(data.get("event_id"), str), describe(resp)
+        return data["event_id"]
+
+    def send_message(self, room_id: str, body: str = "hello", **extra: Any) -> str:
+        """Send an m.text m.room.message; returns the event ID."""
+        return self.send_event(room_id, "m.room.message", {"msgtype": "m.text", "body": body, **extra})
+
+    def send_state(self, room_id: str, event_type: str, content: dict, state_key: str = "") -> str:
+        """PUT /rooms/{id}/state/{type}/{stateKey}; returns the event ID."""
+        resp = self.put(room_path(room_id, "state", event_type, state_key), json=content)
+        data = assert_status(resp, 200)
+        assert isinstance(data, dict) and isinstance(data.get("event_id"), str), describe(resp)
+        return data["event_id"]
+
+    def get_state(self, room_id: str, event_type: str, state_key: str = "") -> dict:
+        """GET /rooms/{id}/state/{type}/{stateKey} (the content)."""
+        return assert_status(self.get(room_path(room_id, "state", event_type, state_key)), 200)
+
+    def room_state(self, room_id: str) -> list[dict]:
+        """GET /rooms/{id}/state (all current state events)."""
+        data = assert_status(self.get(room_path(room_id, "state")), 200)
+        assert isinstance(data, list), data
+        return data
+
+    def join(self, room_id_or_alias: str, **body: Any) -> str:
+        """POST /join/{roomIdOrAlias}; returns the room ID."""
+        data = assert_status(self.post(f"join/{q(room_id_or_alias)}", json=body), 200)
+        assert isinstance(data, dict) and isinstance(data.get("room_id"), str), data
+        return data["room_id"]
+
+    def leave(self, room_id: str, **body: Any) -> None:
+        assert_status(self.post(room_path(room_id, "leave"), json=body), 200)
+
+    def invite(self, room_id: str, user_id: str, **body: Any) -> None:
+        assert_status(self.post(room_path(room_id, "invite"), json={"user_id": user_id, **body}), 200)
+
+    def kick(self, room_id: str, user_id: str, **body: Any) -> None:
+        assert_status(self.post(room_path(room_id, "kick"), json={"user_id": user_id, **body}), 200)
+
+    def ban(self, room_id: str, user_id: str, **body: Any) -> None:
+        assert_status(self.post(room_path(room_id, "ban"), json={"user_id": user_id, **body}), 200)
+
+    def unban(self, room_id: str, user_id: str, **body: Any) -> None:
+        assert_status(self.post(room_path(room_id, "unban"), json={"user_id": user_id, **body}), 200)
+
+    def membership_of(self, room_id: str, user_id: str | None = None) -> str | None:
+        """The `membership` of user_id (default: self) in this user's view of the room
+        (GET /rooms/{id}/state/m.room.member/{userId}); None if there is no member event."""
+        resp = self.get(room_path(room_id, "state", "m.room.member", user_id or self.user_id))
+        if resp.status_code == 404:
+            return None
+        return assert_status(resp, 200).get("membership")
+
+    def messages(self, room_id: str, **params: Any) -> dict:
+        """GET /rooms/{id}/messages; dict/list params (e.g. `filter`) are JSON-encoded."""
+        enc = {
+            k: (json_module.dumps(v) if isinstance(v, (dict, list)) else v)
+            for k, v in params.items()
+            if v is not None
+        }
+        data = assert_status(self.get(room_path(room_id, "messages"), params=enc), 200)
+        assert isinstance(data, dict) and isinstance(data.get("chunk"), list), data
+        return data
+
+    def get_event(self, room_id: str, event_id: str) -> dict:
+        """GET /rooms/{id}/event/{eventId}."""
+        return assert_status(self.get(room_path(room_id, "event", event_id)), 200)
 
 
 USER_LOCALPART_RE = r"[a-z0-9._=\-/+]+"

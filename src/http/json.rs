@@ -51,3 +51,29 @@ where
             .map_err(|e| Error::invalid_param(e.body_text()))
     }
 }
+
+/// A JSON body that may be absent: an empty body gives `T::default()` (for endpoints whose
+/// fields are all optional, such as `/join` or `/leave`). A non-empty body follows the
+/// [`JsonBody`] rules.
+pub struct JsonOrEmpty<T>(pub T);
+
+impl<T, S> FromRequest<S> for JsonOrEmpty<T>
+where
+    T: DeserializeOwned + Default,
+    S: Send + Sync,
+    AppState: FromRef<S>,
+{
+    type Rejection = Error;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self> {
+        let services = AppState::from_ref(state);
+        let bytes = read_body(req.into_body(), services.config.limits.max_request_bytes).await?;
+        if bytes.is_empty() {
+            return Ok(Self(T::default()));
+        }
+        ensure_json(&bytes)?;
+        serde_json::from_slice(&bytes)
+            .map(JsonOrEmpty)
+            .map_err(|e| Error::bad_json(e.to_string()))
+    }
+}

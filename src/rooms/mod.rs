@@ -13,6 +13,7 @@ pub mod content;
 pub mod create;
 pub mod pipeline;
 pub mod reads;
+pub mod serve;
 pub mod state;
 pub mod tables;
 pub mod visibility;

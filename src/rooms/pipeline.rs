@@ -6,8 +6,8 @@ use ruma::{DeviceId, EventId, OwnedEventId, OwnedRoomId, RoomId, RoomVersionId, 
 
 use super::Rooms;
 use super::tables::{
-    EVENT_SHORTS, EXTREMITIES, PDUS, PduRecord, ROOM_MEMBERS, ROOM_STATE, ROOMS, RoomRecord,
-    TIMELINE, TXN_IDS, USER_ROOMS,
+    EVENT_SHORTS, EXTREMITIES, PDUS, PduRecord, REDACTIONS, ROOM_MEMBERS, ROOM_STATE, ROOMS,
+    RoomRecord, TIMELINE, TXN_IDS, USER_ROOMS,
 };
 use crate::error::{Error, Result};
 use crate::events::{Pdu, PduTemplate};
@@ -290,6 +290,15 @@ impl Rooms {
             KeyBuilder::new().u64(room.short).u64(permit.pos()).build(),
             &short,
         );
+        if pdu.kind == TimelineEventType::RoomRedaction
+            && let Some(target) = redaction_target(pdu)
+        {
+            REDACTIONS.put(
+                &mut batch,
+                KeyBuilder::new().str(target.as_str()).build(),
+                &pdu.event_id.to_string(),
+            );
+        }
         for key in old_extremities {
             EXTREMITIES.delete(&mut batch, key);
         }
@@ -307,4 +316,12 @@ impl Rooms {
         drop(permit);
         Ok(())
     }
+}
+
+/// The event a redaction redacts: `content.redacts` (v11+) or the top-level `redacts`.
+pub fn redaction_target(pdu: &Pdu) -> Option<OwnedEventId> {
+    pdu.content_json()["redacts"]
+        .as_str()
+        .and_then(|r| OwnedEventId::try_from(r).ok())
+        .or_else(|| pdu.redacts.clone())
 }

@@ -183,3 +183,76 @@ impl Rooms {
         Ok(out)
     }
 }
+
+impl Rooms {
+    /// Users with unlimited power in a room: in room versions that privilege creators (v12),
+    /// the create event's sender and its `additional_creators`; otherwise nobody.
+    pub fn creators(&self, room_id: &RoomId) -> Result<Vec<ruma::OwnedUserId>> {
+        let Some(room) = self.room(room_id)? else {
+            return Ok(Vec::new());
+        };
+        let version =
+            ruma::RoomVersionId::try_from(room.version.as_str()).map_err(Error::internal)?;
+        let rules = super::pipeline::rules_of(&version)?;
+        if !rules.authorization.explicitly_privilege_room_creators {
+            return Ok(Vec::new());
+        }
+        let Some(create) = self.current_state_event(room.short, "m.room.create", "")? else {
+            return Ok(Vec::new());
+        };
+        let mut creators = vec![create.sender.clone()];
+        if let Some(extra) = create.content_json()["additional_creators"].as_array() {
+            creators.extend(
+                extra
+                    .iter()
+                    .filter_map(|u| u.as_str())
+                    .filter_map(|u| ruma::OwnedUserId::try_from(u).ok()),
+            );
+        }
+        Ok(creators)
+    }
+
+    /// Forget a room the user left: it no longer counts among their rooms.
+    pub fn forget(&self, room_id: &RoomId, user_id: &UserId) -> Result<()> {
+        let mut batch = crate::storage::Batch::new();
+        USER_ROOMS.delete(
+            &mut batch,
+            KeyBuilder::new()
+                .str(user_id.as_str())
+                .str(room_id.as_str())
+                .build(),
+        );
+        Ok(self.db.write(batch)?)
+    }
+}
+
+impl Rooms {
+    /// Whether a user's power level in a room reaches the level of `action` (`redact`, `kick`,
+    /// `ban`, `invite`) in the current power levels. Privileged creators always do.
+    pub fn has_power(&self, room_id: &RoomId, user_id: &UserId, action: &str) -> Result<bool> {
+        if self.creators(room_id)?.iter().any(|c| c == user_id) {
+            return Ok(true);
+        }
+        let Some(room) = self.room(room_id)? else {
+            return Ok(false);
+        };
+        let power = self
+            .current_state_event(room.short, "m.room.power_levels", "")?
+            .map(|p| p.content_json());
+        let Some(power) = power else {
+            // Without power levels, the creator has 100 and everyone else 0.
+            let create = self.current_state_event(room.short, "m.room.create", "")?;
+            return Ok(create.is_some_and(|c| c.sender == user_id));
+        };
+        let as_int = |v: &serde_json::Value| {
+            v.as_i64()
+                .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+        };
+        let default_needed = if action == "invite" { 0 } else { 50 };
+        let needed = as_int(&power[action]).unwrap_or(default_needed);
+        let level = as_int(&power["users"][user_id.as_str()])
+            .or_else(|| as_int(&power["users_default"]))
+            .unwrap_or(0);
+        Ok(level >= needed)
+    }
+}

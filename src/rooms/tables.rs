@@ -35,6 +35,8 @@ pub const USER_ROOMS: Table<String> = Table::new("user_rooms");
 /// `user_id‖ device_id‖ txn_id‖ → event_id`: idempotent sends.
 pub const TXN_IDS: Table<String> = Table::new("txn_ids");
 
+/// `redacted event_id‖ → redaction event_id`: which events are redacted, and by what.
+pub const REDACTIONS: Table<String> = Table::new("redactions");
 /// `alias‖ → AliasRecord`: room aliases of this server.
 pub const ALIASES: Table<AliasRecord> = Table::new("aliases");
 /// `room_id‖ alias‖ → ()`: the local aliases of a room.
@@ -43,6 +45,7 @@ pub const ROOM_ALIASES: Table<()> = Table::new("room_aliases");
 pub const PUBLIC_ROOMS: Table<()> = Table::new("public_rooms");
 
 pub const ALL: &[&str] = &[
+    REDACTIONS.name,
     ALIASES.name,
     ROOM_ALIASES.name,
     PUBLIC_ROOMS.name,

@@ -5,6 +5,8 @@ mod account_data;
 mod devices;
 mod discovery;
 mod filters;
+mod membership;
+mod messages;
 mod profile;
 mod register;
 mod rooms;
@@ -23,6 +25,8 @@ pub fn routes(router: Router<AppState>) -> Router<AppState> {
     let router = profile::routes(router);
     let router = account_data::routes(router);
     let router = rooms::routes(router);
+    let router = membership::routes(router);
+    let router = messages::routes(router);
     filters::routes(router)
 }
 

@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 
 use super::PREFIXES;
 use crate::error::{Error, ErrorKind, Result};
-use crate::events::{Pdu, PduTemplate};
+use crate::events::PduTemplate;
 use crate::http::auth::Authed;
 use crate::http::json::{JsonBody, PathParams};
 use crate::rooms::create::{CreateRoom, Preset};
@@ -19,7 +19,6 @@ use crate::rooms::pipeline::TxnKey;
 use crate::rooms::tables::RoomRecord;
 use crate::rooms::visibility::VisibilityCheck;
 use crate::services::AppState;
-use crate::util::now_ms;
 
 pub fn routes(mut router: Router<AppState>) -> Router<AppState> {
     for p in PREFIXES {
@@ -42,6 +41,10 @@ pub fn routes(mut router: Router<AppState>) -> Router<AppState> {
             .route(
                 &format!("{p}/rooms/{{room_id}}/event/{{event_id}}"),
                 get(event),
+            )
+            .route(
+                &format!("{p}/rooms/{{room_id}}/redact/{{event_id}}/{{txn_id}}"),
+                put(redact),
             )
             .route(&format!("{p}/rooms/{{room_id}}/members"), get(members))
             .route(
@@ -71,14 +74,6 @@ pub fn joined_room(
         return Err(not_in_room());
     }
     Ok((room_id, room))
-}
-
-/// An event as clients see it: the client format plus `unsigned.age`.
-pub fn client_event(pdu: &Pdu) -> Value {
-    let mut event = pdu.to_client_event();
-    let age = now_ms().saturating_sub(u64::from(pdu.origin_server_ts.0));
-    event["unsigned"] = json!({ "age": age });
-    event
 }
 
 #[derive(Deserialize)]
@@ -236,9 +231,11 @@ async fn all_state(
         StateView::Current(short) => s.rooms.current_state(short)?,
         StateView::At(snapshot) => s.rooms.state_at(snapshot)?,
     };
-    Ok(Json(Value::Array(
-        events.iter().map(client_event).collect(),
-    )))
+    let events = events
+        .iter()
+        .map(|e| s.rooms.client_event(e))
+        .collect::<Result<_>>()?;
+    Ok(Json(Value::Array(events)))
 }
 
 async fn state_empty_key(
@@ -334,7 +331,7 @@ async fn event(
     if !check.allows(&pdu, &record)? {
         return Err(not_found());
     }
-    Ok(Json(client_event(&pdu)))
+    Ok(Json(s.rooms.client_event(&pdu)?))
 }
 
 #[derive(Deserialize)]
@@ -364,8 +361,8 @@ async fn members(
             q.membership.as_ref().is_none_or(|m| *m == membership)
                 && q.not_membership.as_ref().is_none_or(|m| *m != membership)
         })
-        .map(client_event)
-        .collect();
+        .map(|p| s.rooms.client_event(p))
+        .collect::<Result<_>>()?;
     Ok(Json(json!({ "chunk": chunk })))
 }
 
@@ -391,4 +388,53 @@ async fn joined_members(
         );
     }
     Ok(Json(json!({ "joined": joined })))
+}
+
+#[derive(Deserialize, Default)]
+struct RedactBody {
+    reason: Option<String>,
+}
+
+async fn redact(
+    State(s): State<AppState>,
+    me: Authed,
+    PathParams((room_id, event_id, txn_id)): PathParams<(String, String, String)>,
+    crate::http::json::JsonOrEmpty(body): crate::http::json::JsonOrEmpty<RedactBody>,
+) -> Result<Json<Value>> {
+    let (room_id, room) = joined_room(&s, &room_id, &me)?;
+    let target_id = ruma::OwnedEventId::try_from(event_id.as_str())
+        .map_err(|_| Error::invalid_param("Invalid event ID"))?;
+    // Only the event's sender, or someone with the room's redact power, may redact it.
+    if let Some(target) = s.rooms.pdu(&target_id)?
+        && target.sender != me.0.user_id
+        && !s.rooms.has_power(&room_id, &me.0.user_id, "redact")?
+    {
+        return Err(Error::forbidden(
+            "You don't have permission to redact this event",
+        ));
+    }
+    let version = RoomVersionId::try_from(room.version.as_str()).map_err(Error::internal)?;
+    let rules = crate::rooms::pipeline::rules_of(&version)?;
+    let mut content = Map::new();
+    if let Some(reason) = body.reason {
+        content.insert("reason".into(), reason.into());
+    }
+    let mut template = PduTemplate::message("m.room.redaction", Value::Null);
+    if rules.redaction.keep_room_redaction_redacts {
+        content.insert("redacts".into(), target_id.as_str().into());
+    } else {
+        template.redacts = Some(target_id.clone());
+    }
+    template.content = Value::Object(content);
+    let txn = TxnKey {
+        user: &me.0.user_id,
+        device: &me.0.device_id,
+        endpoint: "redact",
+        txn_id: &txn_id,
+    };
+    let event_id = s
+        .rooms
+        .append_with_txn(&room_id, &me.0.user_id, template, &txn)
+        .await?;
+    Ok(Json(json!({ "event_id": event_id })))
 }
