@@ -2,9 +2,6 @@
 
 use std::sync::Arc;
 
-use axum::Router;
-use axum::routing::get;
-use serde_json::json;
 use tokio::net::TcpListener;
 
 use crate::config::Config;
@@ -49,7 +46,7 @@ pub async fn run(config: Config) -> Result<(), BoxError> {
             .await
             .map_err(|e| format!("listeners.federation {addr}: {e}"))?;
         println!("listening federation http://{}", listener.local_addr()?);
-        let app = federation_app();
+        let app = crate::http::federation_app(Arc::clone(&services));
         tasks.spawn(async move {
             axum::serve(listener, app)
                 .with_graceful_shutdown(shutdown_signal())
@@ -64,18 +61,6 @@ pub async fn run(config: Config) -> Result<(), BoxError> {
     }
     tracing::info!("stopped");
     Ok(())
-}
-
-/// The federation listener: only the version endpoint until federation lands.
-fn federation_app() -> Router {
-    Router::new().route(
-        "/_matrix/federation/v1/version",
-        get(|| async {
-            axum::Json(
-                json!({ "server": { "name": "Roost", "version": env!("CARGO_PKG_VERSION") } }),
-            )
-        }),
-    )
 }
 
 async fn shutdown_signal() {

@@ -41,10 +41,12 @@ where
     router
 }
 
-/// The whole application: client, admin and (later) federation routes, with the layers.
+/// The client listener's application: client, admin and the public federation endpoints
+/// (server keys, version), with the layers.
 pub fn app(services: AppState) -> Router {
-    let routes =
-        crate::api::client::routes(Router::new()).merge(crate::api::admin::routes(Router::new()));
+    let routes = crate::api::client::routes(Router::new())
+        .merge(crate::api::admin::routes(Router::new()))
+        .merge(crate::api::federation::routes(Router::new()));
     routes
         .fallback(unrecognized)
         .method_not_allowed_fallback(method_not_allowed)
@@ -100,4 +102,14 @@ fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
     res.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     res
+}
+
+/// The federation listener's application: the server-server API only.
+pub fn federation_app(services: AppState) -> Router {
+    crate::api::federation::routes(Router::new())
+        .fallback(unrecognized)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(services)
+        .layer(TraceLayer::new_for_http())
+        .layer(CatchPanicLayer::custom(panic_response))
 }

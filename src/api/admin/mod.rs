@@ -1,6 +1,8 @@
 //! The admin API, Synapse-compatible where tools and test suites expect it:
-//! shared-secret registration and registration tokens under `/_synapse/admin/v1/`.
+//! shared-secret registration and registration tokens under `/_synapse/admin/v1/`; Roost's
+//! own operator endpoints under `/_roost/admin/v1/`.
 
+mod events;
 mod register;
 mod registration_tokens;
 
@@ -10,5 +12,6 @@ use crate::services::AppState;
 
 pub fn routes(router: Router<AppState>) -> Router<AppState> {
     let router = register::routes(router);
-    registration_tokens::routes(router)
+    let router = registration_tokens::routes(router);
+    events::routes(router)
 }
