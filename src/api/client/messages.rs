@@ -143,18 +143,32 @@ fn readable_room(s: &AppState, me: &Authed, raw: &str) -> Result<RoomRecord> {
     }
 }
 
-/// Walk the timeline from `from` collecting up to `limit` events the filter and visibility
-/// allow, stopping at `to`. Returns the events and whether more may follow.
+/// Where a walk over the timeline starts, where it stops, and how much it collects.
+#[derive(Clone, Copy)]
+struct Walk {
+    /// Stream position to start from (exclusive).
+    from: u64,
+    /// Stop before passing this position.
+    to: Option<u64>,
+    backwards: bool,
+    limit: usize,
+}
+
+/// Walk the timeline collecting up to `walk.limit` events the filter and visibility allow.
+/// Returns the events and whether more may follow.
 fn collect(
     s: &AppState,
     room: &RoomRecord,
     check: &mut VisibilityCheck<'_>,
     filter: &EventFilter,
-    from: u64,
-    to: Option<u64>,
-    backwards: bool,
-    limit: usize,
+    walk: Walk,
 ) -> Result<(Vec<TimelineEntry>, bool)> {
+    let Walk {
+        from,
+        to,
+        backwards,
+        limit,
+    } = walk;
     let mut out = Vec::new();
     let mut cursor = from;
     loop {
@@ -233,7 +247,18 @@ async fn messages(
         .unwrap_or(DEFAULT_LIMIT)
         .clamp(1, MAX_LIMIT);
     let mut check = VisibilityCheck::new(&s.rooms, &me.0.user_id, room.short)?;
-    let (events, more) = collect(&s, &room, &mut check, &filter, from, to, backwards, limit)?;
+    let (events, more) = collect(
+        &s,
+        &room,
+        &mut check,
+        &filter,
+        Walk {
+            from,
+            to,
+            backwards,
+            limit,
+        },
+    )?;
 
     let start = match &q.from {
         Some(t) => t.clone(),
@@ -280,31 +305,19 @@ async fn context(
     let before_limit = limit / 2;
     let after_limit = limit - before_limit;
     let pos = record.stream_pos;
+    let around = |backwards: bool, limit: usize| Walk {
+        from: pos,
+        to: None,
+        backwards,
+        limit,
+    };
     let (before, _) = if before_limit > 0 {
-        collect(
-            &s,
-            &room,
-            &mut check,
-            &filter,
-            pos,
-            None,
-            true,
-            before_limit,
-        )?
+        collect(&s, &room, &mut check, &filter, around(true, before_limit))?
     } else {
         (Vec::new(), false)
     };
     let (after, _) = if after_limit > 0 {
-        collect(
-            &s,
-            &room,
-            &mut check,
-            &filter,
-            pos,
-            None,
-            false,
-            after_limit,
-        )?
+        collect(&s, &room, &mut check, &filter, around(false, after_limit))?
     } else {
         (Vec::new(), false)
     };
