@@ -9,3 +9,4 @@ mod accounts;
 mod bad_input;
 mod config;
 mod restart;
+mod rooms;

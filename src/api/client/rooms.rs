@@ -30,6 +30,11 @@ pub fn routes(mut router: Router<AppState>) -> Router<AppState> {
                 &format!("{p}/rooms/{{room_id}}/state/{{kind}}"),
                 get(state_empty_key).put(put_state_empty_key),
             )
+            // The empty state key may also be written with a trailing slash.
+            .route(
+                &format!("{p}/rooms/{{room_id}}/state/{{kind}}/"),
+                get(state_empty_key).put(put_state_empty_key),
+            )
             .route(
                 &format!("{p}/rooms/{{room_id}}/state/{{kind}}/{{state_key}}"),
                 get(state_one).put(put_state),
