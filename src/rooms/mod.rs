@@ -12,6 +12,7 @@ pub mod aliases;
 pub mod content;
 pub mod create;
 pub mod pipeline;
+pub mod power;
 pub mod reads;
 pub mod serve;
 pub mod state;

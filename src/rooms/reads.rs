@@ -225,34 +225,3 @@ impl Rooms {
         Ok(self.db.write(batch)?)
     }
 }
-
-impl Rooms {
-    /// Whether a user's power level in a room reaches the level of `action` (`redact`, `kick`,
-    /// `ban`, `invite`) in the current power levels. Privileged creators always do.
-    pub fn has_power(&self, room_id: &RoomId, user_id: &UserId, action: &str) -> Result<bool> {
-        if self.creators(room_id)?.iter().any(|c| c == user_id) {
-            return Ok(true);
-        }
-        let Some(room) = self.room(room_id)? else {
-            return Ok(false);
-        };
-        let power = self
-            .current_state_event(room.short, "m.room.power_levels", "")?
-            .map(|p| p.content_json());
-        let Some(power) = power else {
-            // Without power levels, the creator has 100 and everyone else 0.
-            let create = self.current_state_event(room.short, "m.room.create", "")?;
-            return Ok(create.is_some_and(|c| c.sender == user_id));
-        };
-        let as_int = |v: &serde_json::Value| {
-            v.as_i64()
-                .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
-        };
-        let default_needed = if action == "invite" { 0 } else { 50 };
-        let needed = as_int(&power[action]).unwrap_or(default_needed);
-        let level = as_int(&power["users"][user_id.as_str()])
-            .or_else(|| as_int(&power["users_default"]))
-            .unwrap_or(0);
-        Ok(level >= needed)
-    }
-}

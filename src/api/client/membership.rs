@@ -174,28 +174,16 @@ fn restricted_join_authoriser(
     if !allowed {
         return Ok(None);
     }
-    let power = s
-        .rooms
-        .current_state_event(room.short, "m.room.power_levels", "")?
-        .map(|p| p.content_json());
-    let invite_level = power
-        .as_ref()
-        .and_then(|p| p["invite"].as_i64())
-        .unwrap_or(0);
-    let creators = s.rooms.creators(room_id)?;
+    let power = s.rooms.power_levels(room_id)?;
+    let invite_level = power.action_level("invite");
     for (member, membership) in s.rooms.members(room.short)? {
         let Ok(member) = OwnedUserId::try_from(member) else {
             continue;
         };
-        if membership != "join" || member.server_name() != s.rooms.server_name() {
-            continue;
-        }
-        let level = power
-            .as_ref()
-            .and_then(|p| p["users"][member.as_str()].as_i64())
-            .or_else(|| power.as_ref().and_then(|p| p["users_default"].as_i64()))
-            .unwrap_or(0);
-        if creators.contains(&member) || level >= invite_level {
+        if membership == "join"
+            && member.server_name() == s.rooms.server_name()
+            && power.user_level(&member) >= invite_level
+        {
             return Ok(Some(member));
         }
     }

@@ -3,6 +3,7 @@
 mod account;
 mod account_data;
 mod devices;
+mod directory;
 mod discovery;
 mod filters;
 mod membership;
@@ -27,6 +28,7 @@ pub fn routes(router: Router<AppState>) -> Router<AppState> {
     let router = rooms::routes(router);
     let router = membership::routes(router);
     let router = messages::routes(router);
+    let router = directory::routes(router);
     filters::routes(router)
 }
 
