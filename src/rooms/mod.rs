@@ -14,6 +14,7 @@ pub mod create;
 pub mod pipeline;
 pub mod power;
 pub mod reads;
+pub mod relations;
 pub mod serve;
 pub mod state;
 pub mod tables;

@@ -299,6 +299,7 @@ impl Rooms {
                 &pdu.event_id.to_string(),
             );
         }
+        self.index_relation(pdu, room.short, permit.pos(), &mut batch)?;
         for key in old_extremities {
             EXTREMITIES.delete(&mut batch, key);
         }

@@ -21,14 +21,29 @@ impl Rooms {
         }
     }
 
-    /// `pdu` as a client sees it: the client-server event format with `unsigned.age`; a
-    /// redacted event has its content stripped by its room version's redaction rules and
-    /// `unsigned.redacted_because`.
+    /// `pdu` in the client format with `unsigned.age` only (for events nested inside another
+    /// event's `unsigned`).
+    pub fn plain_client_event(&self, pdu: &Pdu) -> Value {
+        let mut event = pdu.to_client_event();
+        event["unsigned"] =
+            json!({ "age": now_ms().saturating_sub(u64::from(pdu.origin_server_ts.0)) });
+        event
+    }
+
+    /// `pdu` as a client sees it, without a particular viewer.
     pub fn client_event(&self, pdu: &Pdu) -> Result<Value> {
-        let age = now_ms().saturating_sub(u64::from(pdu.origin_server_ts.0));
+        self.client_event_for(pdu, None)
+    }
+
+    /// `pdu` as `viewer` sees it: the client-server event format with `unsigned.age` and the
+    /// aggregations of related events (`unsigned.m.relations`); a redacted event has its content
+    /// stripped by its room version's redaction rules and `unsigned.redacted_because`.
+    pub fn client_event_for(&self, pdu: &Pdu, viewer: Option<&ruma::UserId>) -> Result<Value> {
         let Some(redaction) = self.redacted_by(pdu)? else {
-            let mut event = pdu.to_client_event();
-            event["unsigned"] = json!({ "age": age });
+            let mut event = self.plain_client_event(pdu);
+            if let Some(relations) = self.aggregations(pdu, viewer)? {
+                event["unsigned"]["m.relations"] = relations;
+            }
             return Ok(event);
         };
         let room = self
@@ -39,11 +54,8 @@ impl Rooms {
         let redacted = ruma::canonical_json::redact(pdu.json.clone(), &rules.redaction, None)
             .map_err(Error::internal)?;
         let redacted = Pdu::from_json(pdu.event_id.clone(), pdu.room_id.clone(), redacted)?;
-        let mut event = redacted.to_client_event();
-        let mut because = redaction.to_client_event();
-        because["unsigned"] =
-            json!({ "age": now_ms().saturating_sub(u64::from(redaction.origin_server_ts.0)) });
-        event["unsigned"] = json!({ "age": age, "redacted_because": because });
+        let mut event = self.plain_client_event(&redacted);
+        event["unsigned"]["redacted_because"] = self.plain_client_event(&redaction);
         Ok(event)
     }
 }

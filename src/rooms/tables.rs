@@ -37,6 +37,11 @@ pub const TXN_IDS: Table<String> = Table::new("txn_ids");
 
 /// `redacted event_id‖ → redaction event_id`: which events are redacted, and by what.
 pub const REDACTIONS: Table<String> = Table::new("redactions");
+/// `target event_id‖ stream_pos u64 → RelationRecord`: events relating to an event
+/// (`m.relates_to`), in stream order.
+pub const RELATIONS: Table<RelationRecord> = Table::new("relations");
+/// `room_short u64 ‖ root event_id‖ → ThreadRecord`: the threads of a room.
+pub const THREADS: Table<ThreadRecord> = Table::new("threads");
 /// `alias‖ → AliasRecord`: room aliases of this server.
 pub const ALIASES: Table<AliasRecord> = Table::new("aliases");
 /// `room_id‖ alias‖ → ()`: the local aliases of a room.
@@ -45,6 +50,8 @@ pub const ROOM_ALIASES: Table<()> = Table::new("room_aliases");
 pub const PUBLIC_ROOMS: Table<()> = Table::new("public_rooms");
 
 pub const ALL: &[&str] = &[
+    RELATIONS.name,
+    THREADS.name,
     REDACTIONS.name,
     ALIASES.name,
     ROOM_ALIASES.name,
@@ -103,4 +110,21 @@ pub struct AliasRecord {
     pub room_id: String,
     /// Who created the alias (they, or a user with power, may delete it).
     pub creator: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RelationRecord {
+    pub event_id: String,
+    pub rel_type: String,
+    pub event_type: String,
+    pub sender: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ThreadRecord {
+    pub latest_event_id: String,
+    pub latest_pos: u64,
+    pub count: u64,
+    /// Who sent events in the thread (the root's sender included).
+    pub participants: Vec<String>,
 }

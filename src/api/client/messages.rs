@@ -266,7 +266,7 @@ async fn messages(
     };
     let mut body = json!({
         "start": start,
-        "chunk": events.iter().map(|e| s.rooms.client_event(&e.pdu)).collect::<Result<Vec<_>>>()?,
+        "chunk": events.iter().map(|e| s.rooms.client_event_for(&e.pdu, Some(&me.0.user_id))).collect::<Result<Vec<_>>>()?,
     });
     if more && let Some(last) = events.last() {
         body["end"] = token(last.pos).into();
@@ -335,16 +335,16 @@ async fn context(
         s.rooms
             .state_at(record.state_after)?
             .iter()
-            .map(|p| s.rooms.client_event(p))
+            .map(|p| s.rooms.client_event_for(p, Some(&me.0.user_id)))
             .collect::<Result<_>>()?
     };
     let events = |list: &[TimelineEntry]| {
         list.iter()
-            .map(|e| s.rooms.client_event(&e.pdu))
+            .map(|e| s.rooms.client_event_for(&e.pdu, Some(&me.0.user_id)))
             .collect::<Result<Vec<_>>>()
     };
     Ok(Json(json!({
-        "event": s.rooms.client_event(&pdu)?,
+        "event": s.rooms.client_event_for(&pdu, Some(&me.0.user_id))?,
         "events_before": events(&before)?,
         "events_after": events(&after)?,
         "start": token(start),

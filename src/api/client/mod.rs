@@ -10,6 +10,7 @@ mod membership;
 mod messages;
 mod profile;
 mod register;
+mod relations;
 mod rooms;
 mod session;
 
@@ -29,6 +30,7 @@ pub fn routes(router: Router<AppState>) -> Router<AppState> {
     let router = membership::routes(router);
     let router = messages::routes(router);
     let router = directory::routes(router);
+    let router = relations::routes(router);
     filters::routes(router)
 }
 

@@ -238,7 +238,7 @@ async fn all_state(
     };
     let events = events
         .iter()
-        .map(|e| s.rooms.client_event(e))
+        .map(|e| s.rooms.client_event_for(e, Some(&me.0.user_id)))
         .collect::<Result<_>>()?;
     Ok(Json(Value::Array(events)))
 }
@@ -336,7 +336,7 @@ async fn event(
     if !check.allows(&pdu, &record)? {
         return Err(not_found());
     }
-    Ok(Json(s.rooms.client_event(&pdu)?))
+    Ok(Json(s.rooms.client_event_for(&pdu, Some(&me.0.user_id))?))
 }
 
 #[derive(Deserialize)]
@@ -366,7 +366,7 @@ async fn members(
             q.membership.as_ref().is_none_or(|m| *m == membership)
                 && q.not_membership.as_ref().is_none_or(|m| *m != membership)
         })
-        .map(|p| s.rooms.client_event(p))
+        .map(|p| s.rooms.client_event_for(p, Some(&me.0.user_id)))
         .collect::<Result<_>>()?;
     Ok(Json(json!({ "chunk": chunk })))
 }
