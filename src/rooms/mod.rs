@@ -15,9 +15,11 @@ pub mod pipeline;
 pub mod power;
 pub mod reads;
 pub mod relations;
+pub mod reports;
 pub mod serve;
 pub mod state;
 pub mod tables;
+pub mod upgrade;
 pub mod visibility;
 
 use std::collections::HashMap;

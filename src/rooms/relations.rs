@@ -129,7 +129,7 @@ impl Rooms {
             .into_iter()
             .filter_map(|(key, record)| Some((KeyReader::new(&key[8..]).str()?, record)))
             .collect();
-        threads.sort_by(|a, b| b.1.latest_pos.cmp(&a.1.latest_pos));
+        threads.sort_by_key(|t| std::cmp::Reverse(t.1.latest_pos));
         Ok(threads)
     }
 

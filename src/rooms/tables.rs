@@ -42,6 +42,8 @@ pub const REDACTIONS: Table<String> = Table::new("redactions");
 pub const RELATIONS: Table<RelationRecord> = Table::new("relations");
 /// `room_short u64 ‖ root event_id‖ → ThreadRecord`: the threads of a room.
 pub const THREADS: Table<ThreadRecord> = Table::new("threads");
+/// `report_id u64 → ReportRecord`: content and room reports, for the server's admins.
+pub const REPORTS: Table<ReportRecord> = Table::new("reports");
 /// `alias‖ → AliasRecord`: room aliases of this server.
 pub const ALIASES: Table<AliasRecord> = Table::new("aliases");
 /// `room_id‖ alias‖ → ()`: the local aliases of a room.
@@ -50,6 +52,7 @@ pub const ROOM_ALIASES: Table<()> = Table::new("room_aliases");
 pub const PUBLIC_ROOMS: Table<()> = Table::new("public_rooms");
 
 pub const ALL: &[&str] = &[
+    REPORTS.name,
     RELATIONS.name,
     THREADS.name,
     REDACTIONS.name,
@@ -127,4 +130,15 @@ pub struct ThreadRecord {
     pub count: u64,
     /// Who sent events in the thread (the root's sender included).
     pub participants: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReportRecord {
+    pub room_id: String,
+    /// None for a report about the whole room.
+    pub event_id: Option<String>,
+    pub reporter: String,
+    pub reason: Option<String>,
+    pub score: Option<i64>,
+    pub received_ms: u64,
 }

@@ -211,8 +211,9 @@ async fn public_rooms_post(
     public_rooms(&s, body.limit, body.since, body.filter)
 }
 
-/// One directory entry: the spec's `PublishedRoomsChunk`.
-fn chunk(s: &AppState, room_id: &RoomId) -> Result<Option<Value>> {
+/// One directory entry: the spec's `PublishedRoomsChunk` (also the room part of a space
+/// hierarchy entry).
+pub(super) fn room_summary(s: &AppState, room_id: &RoomId) -> Result<Option<Value>> {
     let Some(room) = s.rooms.room(room_id)? else {
         return Ok(None);
     };
@@ -267,7 +268,7 @@ fn public_rooms(
     let term = filter.generic_search_term.map(|t| t.to_lowercase());
     let mut entries = Vec::new();
     for room_id in s.rooms.published_rooms()? {
-        let Some(entry) = chunk(s, &room_id)? else {
+        let Some(entry) = room_summary(s, &room_id)? else {
             continue;
         };
         if let Some(term) = &term {

@@ -37,7 +37,10 @@ pub fn routes(mut router: Router<AppState>) -> Router<AppState> {
                 get(context),
             );
     }
-    router
+    router.route(
+        "/_matrix/client/v1/rooms/{room_id}/timestamp_to_event",
+        get(timestamp_to_event),
+    )
 }
 
 pub fn token(pos: u64) -> String {
@@ -365,5 +368,53 @@ mod tests {
         assert!(!type_matches("m.room.*", "m.reaction"));
         assert!(type_matches("m.reaction", "m.reaction"));
         assert!(!type_matches("m.reaction", "m.reactions"));
+    }
+}
+
+#[derive(Deserialize)]
+struct TimestampQuery {
+    ts: u64,
+    dir: String,
+}
+
+/// `/timestamp_to_event`: the visible event closest to `ts`, at or after it (`f`) or at or
+/// before it (`b`).
+async fn timestamp_to_event(
+    State(s): State<AppState>,
+    me: Authed,
+    PathParams(room_id): PathParams<String>,
+    Query(q): Query<TimestampQuery>,
+) -> Result<Json<Value>> {
+    let room = readable_room(&s, &me, &room_id)?;
+    let forwards = match q.dir.as_str() {
+        "f" => true,
+        "b" => false,
+        _ => return Err(Error::invalid_param("dir must be 'f' or 'b'")),
+    };
+    let mut check = VisibilityCheck::new(&s.rooms, &me.0.user_id, room.short)?;
+    // Stream order follows send time for local events: walk from the matching end.
+    let mut cursor = if forwards { 0 } else { u64::MAX };
+    loop {
+        let page = s.rooms.timeline_page(room.short, cursor, !forwards, 200)?;
+        let exhausted = page.len() < 200;
+        for entry in page {
+            cursor = entry.pos;
+            let ts = u64::from(entry.pdu.origin_server_ts.0);
+            let matches = if forwards { ts >= q.ts } else { ts <= q.ts };
+            if !matches {
+                continue;
+            }
+            let Some((pdu, record)) = s.rooms.pdu_with_record(&entry.pdu.event_id)? else {
+                continue;
+            };
+            if check.allows(&pdu, &record)? {
+                return Ok(Json(
+                    json!({ "event_id": pdu.event_id, "origin_server_ts": ts }),
+                ));
+            }
+        }
+        if exhausted {
+            return Err(Error::not_found("No event found for that timestamp"));
+        }
     }
 }

@@ -11,8 +11,10 @@ mod messages;
 mod profile;
 mod register;
 mod relations;
+mod room_upgrades;
 mod rooms;
 mod session;
+mod spaces;
 
 use axum::Router;
 
@@ -31,6 +33,8 @@ pub fn routes(router: Router<AppState>) -> Router<AppState> {
     let router = messages::routes(router);
     let router = directory::routes(router);
     let router = relations::routes(router);
+    let router = spaces::routes(router);
+    let router = room_upgrades::routes(router);
     filters::routes(router)
 }
 
