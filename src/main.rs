@@ -116,11 +116,15 @@ async fn admin(config: Config, cmd: AdminCommand) -> Result<(), roost::server::B
                 Some(p) => (p, false),
                 None => (roost::util::random_alphanumeric(20), true),
             };
-            let user_id = services
-                .accounts
-                .create(&name, Some(password.clone()), admin)
-                .await
-                .map_err(|e| e.to_string())?;
+            let user_id = roost::users::create_user(
+                &services.accounts,
+                &services.profiles,
+                &name,
+                Some(password.clone()),
+                admin,
+            )
+            .await
+            .map_err(|e| e.to_string())?;
             println!("created {user_id}{}", if admin { " (admin)" } else { "" });
             if generated {
                 println!("password: {password}");

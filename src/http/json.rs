@@ -77,3 +77,21 @@ where
             .map_err(|e| Error::bad_json(e.to_string()))
     }
 }
+
+/// Query parameters for handlers without a ruma type; a bad parameter is 400 `M_INVALID_PARAM`.
+pub struct QueryParams<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for QueryParams<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self> {
+        <axum::extract::Query<T> as FromRequestParts<S>>::from_request_parts(parts, state)
+            .await
+            .map(|q| QueryParams(q.0))
+            .map_err(|e| Error::invalid_param(e.body_text()))
+    }
+}

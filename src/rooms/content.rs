@@ -17,9 +17,33 @@ pub fn validate_state(
     state_key: &str,
     content: &Map<String, Value>,
 ) -> Result<()> {
-    let raw = serde_json::value::to_raw_value(content).map_err(Error::internal)?;
-    AnyStateEventContent::from_parts(kind, &raw)
-        .map_err(|e| Error::bad_json(format!("Invalid {kind} content: {e}")))?;
+    if kind == "m.room.canonical_alias" {
+        // The spec names M_INVALID_PARAM for aliases that are not aliases.
+        let aliases = content.get("alias").into_iter().chain(
+            content
+                .get("alt_aliases")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten(),
+        );
+        for alias in aliases.filter(|a| !a.is_null()) {
+            if alias
+                .as_str()
+                .and_then(|a| RoomAliasId::parse(a).ok())
+                .is_none()
+            {
+                return Err(Error::invalid_param(format!(
+                    "{alias} is not a valid room alias"
+                )));
+            }
+        }
+    }
+    // Empty content removes a state entry (a space child, a room name): nothing to check.
+    if !content.is_empty() {
+        let raw = serde_json::value::to_raw_value(content).map_err(Error::internal)?;
+        AnyStateEventContent::from_parts(kind, &raw)
+            .map_err(|e| Error::bad_json(format!("Invalid {kind} content: {e}")))?;
+    }
     if kind == "m.room.canonical_alias" && state_key.is_empty() {
         let mut aliases: Vec<&str> = content
             .get("alias")

@@ -120,11 +120,25 @@ impl Rooms {
             Preset::PrivateChat
         });
         let mut power = default_power_levels(creator, privileged_creators);
-        if preset == Preset::TrustedPrivateChat
-            && let Some(Value::Object(users)) = power.get_mut("users")
-        {
-            for invitee in &req.invite {
-                users.insert(invitee.to_string(), 100.into());
+        // trusted_private_chat gives invitees the creator's power: in rooms that privilege
+        // creators (v12) by making them additional creators, elsewhere through power levels.
+        if preset == Preset::TrustedPrivateChat && !req.invite.is_empty() {
+            if rules.authorization.additional_room_creators {
+                let mut extra: Vec<Value> = create
+                    .get("additional_creators")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default();
+                for invitee in &req.invite {
+                    if !extra.iter().any(|e| e == invitee.as_str()) {
+                        extra.push(invitee.as_str().into());
+                    }
+                }
+                create.insert("additional_creators".into(), Value::Array(extra));
+            } else if let Some(Value::Object(users)) = power.get_mut("users") {
+                for invitee in &req.invite {
+                    users.insert(invitee.to_string(), 100.into());
+                }
             }
         }
         for (key, value) in &req.power_level_override {

@@ -6,8 +6,8 @@ use ruma::{DeviceId, EventId, OwnedEventId, OwnedRoomId, RoomId, RoomVersionId, 
 
 use super::Rooms;
 use super::tables::{
-    EVENT_SHORTS, EXTREMITIES, PDUS, PduRecord, REDACTIONS, ROOM_MEMBERS, ROOM_STATE, ROOMS,
-    RoomRecord, TIMELINE, TXN_IDS, USER_ROOMS,
+    EVENT_SHORTS, EVENT_TXNS, EXTREMITIES, EventTxn, PDUS, PduRecord, REDACTIONS, ROOM_MEMBERS,
+    ROOM_STATE, ROOMS, RoomRecord, TIMELINE, TXN_IDS, USER_ROOMS,
 };
 use crate::error::{Error, Result};
 use crate::events::{Pdu, PduTemplate};
@@ -72,12 +72,11 @@ impl Rooms {
     ) -> Result<OwnedEventId> {
         let lock = self.room_lock(room_id);
         let _guard = lock.lock().await;
-        let key = txn.key(room_id);
-        if let Some(event_id) = TXN_IDS.get(&*self.db, &key)? {
+        if let Some(event_id) = TXN_IDS.get(&*self.db, &txn.key(room_id))? {
             return OwnedEventId::try_from(event_id).map_err(Error::internal);
         }
         Ok(self
-            .append_locked(room_id, sender, template, Some(key))?
+            .append_locked(room_id, sender, template, Some(txn))?
             .event_id)
     }
 
@@ -137,7 +136,7 @@ impl Rooms {
         room_id: &RoomId,
         sender: &UserId,
         template: PduTemplate,
-        txn_key: Option<Vec<u8>>,
+        txn: Option<&TxnKey<'_>>,
     ) -> Result<Pdu> {
         let mut room = self
             .room(room_id)?
@@ -195,8 +194,17 @@ impl Rooms {
 
         let old_extremities = extremities.into_iter().map(|(k, _)| k).collect();
         let mut batch = Batch::new();
-        if let Some(key) = txn_key {
-            TXN_IDS.put(&mut batch, key, &pdu.event_id.to_string());
+        if let Some(txn) = txn {
+            TXN_IDS.put(&mut batch, txn.key(room_id), &pdu.event_id.to_string());
+            let echo = EventTxn {
+                device_id: txn.device.to_string(),
+                txn_id: txn.txn_id.to_owned(),
+            };
+            EVENT_TXNS.put(
+                &mut batch,
+                KeyBuilder::new().str(pdu.event_id.as_str()).build(),
+                &echo,
+            );
         }
         self.persist(room_id, &mut room, &pdu, old_extremities, batch)?;
         Ok(pdu)

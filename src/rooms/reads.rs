@@ -225,3 +225,27 @@ impl Rooms {
         Ok(self.db.write(batch)?)
     }
 }
+
+impl Rooms {
+    /// Whether the user forgot the room: they have a membership in it but it is no longer among
+    /// their rooms. Rejoining makes it theirs again.
+    pub fn is_forgotten(&self, room_id: &RoomId, user_id: &UserId) -> Result<bool> {
+        let key = KeyBuilder::new()
+            .str(user_id.as_str())
+            .str(room_id.as_str())
+            .build();
+        Ok(USER_ROOMS.get(&*self.db, &key)?.is_none())
+    }
+
+    /// The state snapshot in force at the gap after stream position `pos`: the state after the
+    /// last event at or before it (0, the empty state, if there is none).
+    pub fn snapshot_at(&self, room_short: u64, pos: u64) -> Result<u64> {
+        let last = self.timeline_page(room_short, pos.saturating_add(1), true, 1)?;
+        match last.first() {
+            Some(entry) => Ok(self
+                .pdu_with_record(&entry.pdu.event_id)?
+                .map_or(0, |(_, r)| r.state_after)),
+            None => Ok(0),
+        }
+    }
+}

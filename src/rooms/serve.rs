@@ -5,10 +5,11 @@ use serde_json::{Value, json};
 
 use super::Rooms;
 use super::pipeline::rules_of;
-use super::tables::REDACTIONS;
+use super::tables::{EVENT_TXNS, REDACTIONS};
 use crate::error::{Error, Result};
 use crate::events::Pdu;
 use crate::storage::keys::KeyBuilder;
+use crate::users::Identity;
 use crate::util::now_ms;
 
 impl Rooms {
@@ -38,11 +39,22 @@ impl Rooms {
     /// `pdu` as `viewer` sees it: the client-server event format with `unsigned.age` and the
     /// aggregations of related events (`unsigned.m.relations`); a redacted event has its content
     /// stripped by its room version's redaction rules and `unsigned.redacted_because`.
-    pub fn client_event_for(&self, pdu: &Pdu, viewer: Option<&ruma::UserId>) -> Result<Value> {
+    pub fn client_event_for(&self, pdu: &Pdu, viewer: Option<&Identity>) -> Result<Value> {
         let Some(redaction) = self.redacted_by(pdu)? else {
             let mut event = self.plain_client_event(pdu);
-            if let Some(relations) = self.aggregations(pdu, viewer)? {
+            if let Some(relations) = self.aggregations(pdu, viewer.map(|v| &*v.user_id))? {
                 event["unsigned"]["m.relations"] = relations;
+            }
+            // The sending device (only) learns which of its transactions this event was.
+            if let Some(viewer) = viewer
+                && viewer.user_id == pdu.sender
+                && let Some(txn) = EVENT_TXNS.get(
+                    &*self.db,
+                    &KeyBuilder::new().str(pdu.event_id.as_str()).build(),
+                )?
+                && txn.device_id == viewer.device_id.as_str()
+            {
+                event["unsigned"]["transaction_id"] = txn.txn_id.into();
             }
             return Ok(event);
         };

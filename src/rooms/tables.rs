@@ -44,6 +44,9 @@ pub const RELATIONS: Table<RelationRecord> = Table::new("relations");
 pub const THREADS: Table<ThreadRecord> = Table::new("threads");
 /// `report_id u64 → ReportRecord`: content and room reports, for the server's admins.
 pub const REPORTS: Table<ReportRecord> = Table::new("reports");
+/// `event_id‖ → EventTxn`: the device and transaction id an event was sent with, echoed in
+/// `unsigned.transaction_id` to that device only.
+pub const EVENT_TXNS: Table<EventTxn> = Table::new("event_txns");
 /// `alias‖ → AliasRecord`: room aliases of this server.
 pub const ALIASES: Table<AliasRecord> = Table::new("aliases");
 /// `room_id‖ alias‖ → ()`: the local aliases of a room.
@@ -52,6 +55,7 @@ pub const ROOM_ALIASES: Table<()> = Table::new("room_aliases");
 pub const PUBLIC_ROOMS: Table<()> = Table::new("public_rooms");
 
 pub const ALL: &[&str] = &[
+    EVENT_TXNS.name,
     REPORTS.name,
     RELATIONS.name,
     THREADS.name,
@@ -141,4 +145,10 @@ pub struct ReportRecord {
     pub reason: Option<String>,
     pub score: Option<i64>,
     pub received_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EventTxn {
+    pub device_id: String,
+    pub txn_id: String,
 }

@@ -89,10 +89,14 @@ async fn register(
         return Err(Error::forbidden("HMAC incorrect"));
     }
     let localpart = body.username.to_lowercase();
-    let user_id = s
-        .accounts
-        .create(&localpart, Some(body.password), body.admin)
-        .await?;
+    let user_id = crate::users::create_user(
+        &s.accounts,
+        &s.profiles,
+        &localpart,
+        Some(body.password),
+        body.admin,
+    )
+    .await?;
     if let Some(name) = body.displayname {
         s.profiles
             .set(&user_id, "displayname", Value::String(name))?;

@@ -1,7 +1,7 @@
 //! Room aliases and the public room directory (client-server API §"Room aliases", §"Listing
 //! rooms").
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use ruma::{RoomAliasId, RoomId};
@@ -12,7 +12,7 @@ use super::PREFIXES;
 use super::rooms::parse_room_id;
 use crate::error::{Error, Result};
 use crate::http::auth::{Authed, MaybeAuthed};
-use crate::http::json::{JsonBody, JsonOrEmpty, PathParams};
+use crate::http::json::{JsonBody, JsonOrEmpty, PathParams, QueryParams};
 use crate::services::AppState;
 
 pub fn routes(mut router: Router<AppState>) -> Router<AppState> {
@@ -73,7 +73,17 @@ async fn put_alias(
     if s.rooms.membership(room.short, &me.0.user_id)?.as_deref() != Some("join") {
         return Err(Error::forbidden("You are not in this room"));
     }
-    s.rooms.create_alias(&alias, &room_id, &me.0.user_id)?;
+    s.rooms
+        .create_alias(&alias, &room_id, &me.0.user_id)
+        .map_err(|e| match e.kind() {
+            // This endpoint's spec answers a taken alias with 409.
+            crate::error::ErrorKind::RoomInUse => Error::new(
+                crate::error::ErrorKind::Unknown,
+                "Room alias already exists",
+            )
+            .with_status(axum::http::StatusCode::CONFLICT),
+            _ => e,
+        })?;
     Ok(Json(json!({})))
 }
 
@@ -140,7 +150,13 @@ async fn get_visibility(
 
 #[derive(Deserialize)]
 struct PutVisibility {
+    /// The spec's default is `public`.
+    #[serde(default = "public")]
     visibility: String,
+}
+
+fn public() -> String {
+    "public".into()
 }
 
 async fn put_visibility(
@@ -197,7 +213,7 @@ struct PublicRoomsFilter {
 async fn public_rooms_get(
     State(s): State<AppState>,
     _me: MaybeAuthed,
-    Query(q): Query<PublicRoomsQuery>,
+    QueryParams(q): QueryParams<PublicRoomsQuery>,
 ) -> Result<Json<Value>> {
     let _ = q.server;
     public_rooms(&s, q.limit, q.since, PublicRoomsFilter::default())

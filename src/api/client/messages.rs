@@ -2,12 +2,14 @@
 //! directions with `from`/`to`/`limit` and a RoomEventFilter, and `/context/{eventId}`.
 //! Every event passes the history-visibility check for the reader.
 //!
-//! Pagination tokens are stream positions written `s<pos>`; sync's `prev_batch` will use the
-//! same form, so a client can paginate back from where sync left off.
+//! Pagination tokens name the *gap after* a stream position, written `s<pos>`: paging
+//! backwards from `s<n>` returns events at positions `≤ n`, forwards returns positions `> n`.
+//! So the `end` of a backwards page, paged forwards, returns that same page, and tokens from
+//! sync (which will use the same form) work here too.
 
 use std::collections::BTreeSet;
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use ruma::OwnedEventId;
@@ -19,7 +21,7 @@ use super::rooms::parse_room_id;
 use crate::error::{Error, Result};
 use crate::events::Pdu;
 use crate::http::auth::Authed;
-use crate::http::json::PathParams;
+use crate::http::json::{PathParams, QueryParams};
 use crate::rooms::reads::TimelineEntry;
 use crate::rooms::tables::RoomRecord;
 use crate::rooms::visibility::VisibilityCheck;
@@ -45,6 +47,16 @@ pub fn routes(mut router: Router<AppState>) -> Router<AppState> {
 
 pub fn token(pos: u64) -> String {
     format!("s{pos}")
+}
+
+/// The gap just past the last event of a page: before it going backwards, after it going
+/// forwards.
+pub fn gap_beyond(pos: u64, backwards: bool) -> u64 {
+    if backwards {
+        pos.saturating_sub(1)
+    } else {
+        pos
+    }
 }
 
 pub fn parse_token(raw: &str) -> Result<u64> {
@@ -132,7 +144,9 @@ fn readable_room(s: &AppState, me: &Authed, raw: &str) -> Result<RoomRecord> {
     let room_id = parse_room_id(raw)?;
     let forbidden = || Error::forbidden("You are not allowed to read this room");
     let room = s.rooms.room(&room_id)?.ok_or_else(forbidden)?;
-    if s.rooms.membership(room.short, &me.0.user_id)?.is_some() {
+    if s.rooms.membership(room.short, &me.0.user_id)?.is_some()
+        && !s.rooms.is_forgotten(&room_id, &me.0.user_id)?
+    {
         return Ok(room);
     }
     let world_readable = s
@@ -173,7 +187,12 @@ fn collect(
         limit,
     } = walk;
     let mut out = Vec::new();
-    let mut cursor = from;
+    // The timeline reader's cursor is exclusive; backwards from gap `n` includes position `n`.
+    let mut cursor = if backwards {
+        from.saturating_add(1)
+    } else {
+        from
+    };
     loop {
         let page = s.rooms.timeline_page(room.short, cursor, backwards, 100)?;
         let exhausted = page.len() < 100;
@@ -229,7 +248,7 @@ async fn messages(
     State(s): State<AppState>,
     me: Authed,
     PathParams(room_id): PathParams<String>,
-    Query(q): Query<MessagesQuery>,
+    QueryParams(q): QueryParams<MessagesQuery>,
 ) -> Result<Json<Value>> {
     let room = readable_room(&s, &me, &room_id)?;
     let backwards = match q.dir.as_deref() {
@@ -269,10 +288,10 @@ async fn messages(
     };
     let mut body = json!({
         "start": start,
-        "chunk": events.iter().map(|e| s.rooms.client_event_for(&e.pdu, Some(&me.0.user_id))).collect::<Result<Vec<_>>>()?,
+        "chunk": events.iter().map(|e| s.rooms.client_event_for(&e.pdu, Some(&me.0))).collect::<Result<Vec<_>>>()?,
     });
     if more && let Some(last) = events.last() {
-        body["end"] = token(last.pos).into();
+        body["end"] = token(gap_beyond(last.pos, backwards)).into();
     }
     if filter.lazy_load_members {
         body["state"] = lazy_members(&s, &room, &events)?.into();
@@ -290,7 +309,7 @@ async fn context(
     State(s): State<AppState>,
     me: Authed,
     PathParams((room_id, event_id)): PathParams<(String, String)>,
-    Query(q): Query<ContextQuery>,
+    QueryParams(q): QueryParams<ContextQuery>,
 ) -> Result<Json<Value>> {
     let room = readable_room(&s, &me, &room_id)?;
     let not_found = || Error::not_found("Event not found");
@@ -308,8 +327,13 @@ async fn context(
     let before_limit = limit / 2;
     let after_limit = limit - before_limit;
     let pos = record.stream_pos;
+    // Before: positions ≤ pos-1; after: positions > pos. The event itself is in neither.
     let around = |backwards: bool, limit: usize| Walk {
-        from: pos,
+        from: if backwards {
+            pos.saturating_sub(1)
+        } else {
+            pos
+        },
         to: None,
         backwards,
         limit,
@@ -324,8 +348,8 @@ async fn context(
     } else {
         (Vec::new(), false)
     };
-    let start = before.last().map_or(pos, |e| e.pos);
-    let end = after.last().map_or(pos, |e| e.pos);
+    let start = gap_beyond(before.last().map_or(pos, |e| e.pos), true);
+    let end = gap_beyond(after.last().map_or(pos, |e| e.pos), false);
     let state: Vec<Value> = if filter.lazy_load_members {
         let mut all = before.clone();
         all.extend(after.iter().cloned());
@@ -338,16 +362,16 @@ async fn context(
         s.rooms
             .state_at(record.state_after)?
             .iter()
-            .map(|p| s.rooms.client_event_for(p, Some(&me.0.user_id)))
+            .map(|p| s.rooms.client_event_for(p, Some(&me.0)))
             .collect::<Result<_>>()?
     };
     let events = |list: &[TimelineEntry]| {
         list.iter()
-            .map(|e| s.rooms.client_event_for(&e.pdu, Some(&me.0.user_id)))
+            .map(|e| s.rooms.client_event_for(&e.pdu, Some(&me.0)))
             .collect::<Result<Vec<_>>>()
     };
     Ok(Json(json!({
-        "event": s.rooms.client_event_for(&pdu, Some(&me.0.user_id))?,
+        "event": s.rooms.client_event_for(&pdu, Some(&me.0))?,
         "events_before": events(&before)?,
         "events_after": events(&after)?,
         "start": token(start),
@@ -383,7 +407,7 @@ async fn timestamp_to_event(
     State(s): State<AppState>,
     me: Authed,
     PathParams(room_id): PathParams<String>,
-    Query(q): Query<TimestampQuery>,
+    QueryParams(q): QueryParams<TimestampQuery>,
 ) -> Result<Json<Value>> {
     let room = readable_room(&s, &me, &room_id)?;
     let forwards = match q.dir.as_str() {

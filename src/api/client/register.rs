@@ -61,7 +61,9 @@ async fn register(State(s): State<AppState>, req: Ruma<register::v3::Request>) -
         Some(name) => name,
         None => s.accounts.generate_localpart()?,
     };
-    let user_id = s.accounts.create(&localpart, req.password, false).await?;
+    let user_id =
+        crate::users::create_user(&s.accounts, &s.profiles, &localpart, req.password, false)
+            .await?;
     if let Some(token) = &session.registration_token {
         s.registration_tokens.complete(token)?;
     }

@@ -1,18 +1,18 @@
 //! Relations and threads (client-server API §"Relationships"): `/relations/{eventId}` with
 //! rel-type and event-type filters, pagination and `recurse`; `/threads`.
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use ruma::OwnedEventId;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::messages::{parse_token, token};
+use super::messages::{gap_beyond, parse_token, token};
 use super::rooms::parse_room_id;
 use crate::error::{Error, Result};
 use crate::http::auth::Authed;
-use crate::http::json::PathParams;
+use crate::http::json::{PathParams, QueryParams};
 use crate::rooms::tables::RoomRecord;
 use crate::rooms::visibility::VisibilityCheck;
 use crate::services::AppState;
@@ -79,18 +79,18 @@ async fn relations_any(
     s: State<AppState>,
     me: Authed,
     PathParams((room_id, event_id)): PathParams<(String, String)>,
-    q: Query<RelationsQuery>,
+    QueryParams(q): QueryParams<RelationsQuery>,
 ) -> Result<Json<Value>> {
-    relations(s, me, room_id, event_id, None, None, q.0).await
+    relations(s, me, room_id, event_id, None, None, q).await
 }
 
 async fn relations_rel(
     s: State<AppState>,
     me: Authed,
     PathParams((room_id, event_id, rel_type)): PathParams<(String, String, String)>,
-    q: Query<RelationsQuery>,
+    QueryParams(q): QueryParams<RelationsQuery>,
 ) -> Result<Json<Value>> {
-    relations(s, me, room_id, event_id, Some(rel_type), None, q.0).await
+    relations(s, me, room_id, event_id, Some(rel_type), None, q).await
 }
 
 async fn relations_rel_type(
@@ -102,7 +102,7 @@ async fn relations_rel_type(
         String,
         String,
     )>,
-    q: Query<RelationsQuery>,
+    QueryParams(q): QueryParams<RelationsQuery>,
 ) -> Result<Json<Value>> {
     relations(
         s,
@@ -111,7 +111,7 @@ async fn relations_rel_type(
         event_id,
         Some(rel_type),
         Some(event_type),
-        q.0,
+        q,
     )
     .await
 }
@@ -164,7 +164,7 @@ async fn relations(
         found.reverse();
     }
     let in_range = |pos: u64| {
-        let after_from = from.is_none_or(|f| if backwards { pos < f } else { pos > f });
+        let after_from = from.is_none_or(|f| if backwards { pos <= f } else { pos > f });
         let before_to = to.is_none_or(|t| if backwards { pos > t } else { pos <= t });
         after_from && before_to
     };
@@ -181,13 +181,13 @@ async fn relations(
             continue;
         };
         if check.allows(&pdu, &record)? {
-            chunk.push(s.rooms.client_event_for(&pdu, Some(&me.0.user_id))?);
+            chunk.push(s.rooms.client_event_for(&pdu, Some(&me.0))?);
             last_pos = Some(pos);
         }
     }
     let mut body = json!({ "chunk": chunk });
     if more && let Some(pos) = last_pos {
-        body["next_batch"] = token(pos).into();
+        body["next_batch"] = token(gap_beyond(pos, backwards)).into();
     }
     if let Some(from) = &q.from {
         body["prev_batch"] = from.clone().into();
@@ -209,7 +209,7 @@ async fn threads(
     State(s): State<AppState>,
     me: Authed,
     PathParams(room_id): PathParams<String>,
-    Query(q): Query<ThreadsQuery>,
+    QueryParams(q): QueryParams<ThreadsQuery>,
 ) -> Result<Json<Value>> {
     let room_id = parse_room_id(&room_id)?;
     let room = s
@@ -261,7 +261,7 @@ async fn threads(
         .iter()
         .skip(offset)
         .take(limit)
-        .map(|p| s.rooms.client_event_for(p, Some(&me.0.user_id)))
+        .map(|p| s.rooms.client_event_for(p, Some(&me.0)))
         .collect::<Result<Vec<_>>>()?;
     let mut body = json!({ "chunk": chunk });
     if offset + limit < total {

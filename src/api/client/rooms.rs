@@ -13,7 +13,7 @@ use super::PREFIXES;
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::PduTemplate;
 use crate::http::auth::Authed;
-use crate::http::json::{JsonBody, PathParams};
+use crate::http::json::{JsonBody, PathParams, QueryParams};
 use crate::rooms::create::{CreateRoom, Preset};
 use crate::rooms::pipeline::TxnKey;
 use crate::rooms::tables::RoomRecord;
@@ -238,7 +238,7 @@ async fn all_state(
     };
     let events = events
         .iter()
-        .map(|e| s.rooms.client_event_for(e, Some(&me.0.user_id)))
+        .map(|e| s.rooms.client_event_for(e, Some(&me.0)))
         .collect::<Result<_>>()?;
     Ok(Json(Value::Array(events)))
 }
@@ -261,7 +261,9 @@ async fn state_one(
         StateView::At(snapshot) => s.rooms.state_event_at(snapshot, &kind, &state_key)?,
     };
     let event = event.ok_or_else(|| Error::not_found("Event not found"))?;
-    Ok(Json(event.content_json()))
+    // Served like any event, so a redacted state event shows its redacted content.
+    let event = s.rooms.client_event(&event)?;
+    Ok(Json(event["content"].clone()))
 }
 
 async fn put_state_empty_key(
@@ -336,11 +338,13 @@ async fn event(
     if !check.allows(&pdu, &record)? {
         return Err(not_found());
     }
-    Ok(Json(s.rooms.client_event_for(&pdu, Some(&me.0.user_id))?))
+    Ok(Json(s.rooms.client_event_for(&pdu, Some(&me.0))?))
 }
 
 #[derive(Deserialize)]
 struct MembersQuery {
+    /// A pagination token: the members as they were at that point of the timeline.
+    at: Option<String>,
     membership: Option<String>,
     not_membership: Option<String>,
 }
@@ -349,11 +353,16 @@ async fn members(
     State(s): State<AppState>,
     me: Authed,
     PathParams(room_id): PathParams<String>,
-    axum::extract::Query(q): axum::extract::Query<MembersQuery>,
+    QueryParams(q): QueryParams<MembersQuery>,
 ) -> Result<Json<Value>> {
-    let events = match readable_state(&s, &me, &room_id)? {
-        StateView::Current(short) => s.rooms.current_state(short)?,
-        StateView::At(snapshot) => s.rooms.state_at(snapshot)?,
+    let view = readable_state(&s, &me, &room_id)?;
+    let events = match (&q.at, view) {
+        (Some(at), StateView::Current(short)) => {
+            let pos = super::messages::parse_token(at)?;
+            s.rooms.state_at(s.rooms.snapshot_at(short, pos)?)?
+        }
+        (_, StateView::Current(short)) => s.rooms.current_state(short)?,
+        (_, StateView::At(snapshot)) => s.rooms.state_at(snapshot)?,
     };
     let chunk: Vec<Value> = events
         .iter()
@@ -366,7 +375,7 @@ async fn members(
             q.membership.as_ref().is_none_or(|m| *m == membership)
                 && q.not_membership.as_ref().is_none_or(|m| *m != membership)
         })
-        .map(|p| s.rooms.client_event_for(p, Some(&me.0.user_id)))
+        .map(|p| s.rooms.client_event_for(p, Some(&me.0)))
         .collect::<Result<_>>()?;
     Ok(Json(json!({ "chunk": chunk })))
 }

@@ -3,7 +3,7 @@
 
 use std::collections::{HashSet, VecDeque};
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use ruma::{OwnedRoomId, UserId};
@@ -14,7 +14,7 @@ use super::directory::room_summary;
 use super::rooms::parse_room_id;
 use crate::error::{Error, Result};
 use crate::http::auth::Authed;
-use crate::http::json::PathParams;
+use crate::http::json::{PathParams, QueryParams};
 use crate::services::AppState;
 
 pub fn routes(router: Router<AppState>) -> Router<AppState> {
@@ -124,7 +124,7 @@ async fn hierarchy(
     State(s): State<AppState>,
     me: Authed,
     PathParams(room_id): PathParams<String>,
-    Query(q): Query<HierarchyQuery>,
+    QueryParams(q): QueryParams<HierarchyQuery>,
 ) -> Result<Json<Value>> {
     let root = parse_room_id(&room_id)?;
     if !accessible(&s, &root, &me.0.user_id)? {
