@@ -6,6 +6,7 @@
 mod harness;
 
 mod accounts;
+mod auth_rules;
 mod bad_input;
 mod config;
 mod restart;
