@@ -12,5 +12,6 @@ pub mod rooms;
 pub mod server;
 pub mod services;
 pub mod storage;
+pub mod sync;
 pub mod users;
 pub mod util;

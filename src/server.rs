@@ -33,6 +33,8 @@ pub async fn run(config: Config) -> Result<(), BoxError> {
         .await
         .map_err(|e| format!("listeners.client {}: {e}", config.listeners.client))?;
     println!("listening client http://{}", client.local_addr()?);
+    // Wake-ups wait for the stream frontier; this task releases them as it moves.
+    tokio::spawn(Arc::clone(&services.notifier).run());
     let mut tasks = tokio::task::JoinSet::new();
     let app = crate::http::app(Arc::clone(&services));
     tasks.spawn(async move {

@@ -11,6 +11,7 @@ use crate::rooms::Rooms;
 use crate::storage::KvEngine;
 use crate::storage::rocks::{RocksEngine, RocksSettings};
 use crate::storage::stream::StreamCounter;
+use crate::sync::Notifier;
 use crate::users::account_data::AccountData;
 use crate::users::accounts::Accounts;
 use crate::users::filters::Filters;
@@ -32,6 +33,7 @@ pub struct Services {
     pub filters: Arc<Filters>,
     pub server_key: Arc<ServerKey>,
     pub rooms: Arc<Rooms>,
+    pub notifier: Arc<Notifier>,
 }
 
 /// What handlers get as axum state.
@@ -59,6 +61,7 @@ impl Services {
     ) -> Result<Arc<Self>, crate::storage::StorageError> {
         let config = Arc::new(config);
         let stream = StreamCounter::load(Arc::clone(&db))?;
+        let notifier = Arc::new(Notifier::new(Arc::clone(&stream)));
         let accounts = Arc::new(Accounts::new(Arc::clone(&db), config.server_name.clone()));
         let sessions = Arc::new(Sessions::new(
             Arc::clone(&db),
@@ -84,13 +87,19 @@ impl Services {
             Arc::clone(&server_key),
             Arc::clone(&stream),
             ids,
+            Arc::clone(&notifier),
             default_version,
         ));
         Ok(Arc::new(Self {
             server_key,
             rooms,
             profiles: Arc::new(Profiles::new(Arc::clone(&db))),
-            account_data: Arc::new(AccountData::new(Arc::clone(&db), Arc::clone(&stream))),
+            account_data: Arc::new(AccountData::new(
+                Arc::clone(&db),
+                Arc::clone(&stream),
+                Arc::clone(&notifier),
+            )),
+            notifier,
             filters: Arc::new(Filters::new(Arc::clone(&db))),
             config,
             db,

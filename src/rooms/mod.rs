@@ -11,6 +11,7 @@
 pub mod aliases;
 pub mod content;
 pub mod create;
+pub mod filter;
 pub mod pipeline;
 pub mod power;
 pub mod reads;
@@ -30,6 +31,7 @@ use ruma::{OwnedRoomId, RoomId, RoomVersionId};
 use crate::events::ServerKey;
 use crate::storage::KvEngine;
 use crate::storage::stream::StreamCounter;
+use crate::sync::Notifier;
 use state::StateStore;
 
 pub struct Rooms {
@@ -39,6 +41,7 @@ pub struct Rooms {
     /// Short ids for rooms, events and snapshots.
     ids: Arc<StreamCounter>,
     pub state: StateStore,
+    notifier: Arc<Notifier>,
     default_version: RoomVersionId,
     /// One lock per room: appends to a room are serialised.
     locks: parking_lot::Mutex<HashMap<OwnedRoomId, Arc<tokio::sync::Mutex<()>>>>,
@@ -52,10 +55,12 @@ impl Rooms {
         key: Arc<ServerKey>,
         stream: Arc<StreamCounter>,
         ids: Arc<StreamCounter>,
+        notifier: Arc<Notifier>,
         default_version: RoomVersionId,
     ) -> Self {
         Self {
             state: StateStore::new(Arc::clone(&db), Arc::clone(&ids)),
+            notifier,
             db,
             key,
             stream,

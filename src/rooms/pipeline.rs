@@ -322,7 +322,27 @@ impl Rooms {
             room,
         );
         self.db.write(batch)?;
+        let pos = permit.pos();
         drop(permit);
+        self.publish(room, pdu, pos)
+    }
+
+    /// Wake whoever the event concerns: the room's members (joined, invited, knocking) and,
+    /// for a membership change, its target.
+    fn publish(&self, room: &RoomRecord, pdu: &Pdu, pos: u64) -> Result<()> {
+        let mut users: Vec<String> = self
+            .members(room.short)?
+            .into_iter()
+            .filter(|(_, m)| matches!(m.as_str(), "join" | "invite" | "knock"))
+            .map(|(u, _)| u)
+            .collect();
+        if pdu.kind == TimelineEventType::RoomMember
+            && let Some(target) = &pdu.state_key
+            && !users.contains(target)
+        {
+            users.push(target.clone());
+        }
+        self.notifier.notify_at(pos, users);
         Ok(())
     }
 }

@@ -21,6 +21,7 @@ const SERVER_MANAGED: &[&str] = &["m.fully_read", "m.push_rules"];
 pub struct AccountData {
     db: Arc<dyn KvEngine>,
     stream: Arc<StreamCounter>,
+    notifier: Arc<crate::sync::Notifier>,
 }
 
 fn data_key(user_id: &UserId, room_id: Option<&RoomId>, data_type: &str) -> Vec<u8> {
@@ -32,8 +33,16 @@ fn data_key(user_id: &UserId, room_id: Option<&RoomId>, data_type: &str) -> Vec<
 }
 
 impl AccountData {
-    pub fn new(db: Arc<dyn KvEngine>, stream: Arc<StreamCounter>) -> Self {
-        Self { db, stream }
+    pub fn new(
+        db: Arc<dyn KvEngine>,
+        stream: Arc<StreamCounter>,
+        notifier: Arc<crate::sync::Notifier>,
+    ) -> Self {
+        Self {
+            db,
+            stream,
+            notifier,
+        }
     }
 
     pub fn get(
@@ -110,7 +119,9 @@ impl AccountData {
             },
         );
         self.db.write(batch)?;
+        let pos = permit.pos();
         drop(permit);
+        self.notifier.notify_at(pos, [user_id.to_string()]);
         Ok(())
     }
 }

@@ -19,9 +19,9 @@ use serde_json::{Value, json};
 use super::PREFIXES;
 use super::rooms::parse_room_id;
 use crate::error::{Error, Result};
-use crate::events::Pdu;
 use crate::http::auth::Authed;
 use crate::http::json::{PathParams, QueryParams};
+use crate::rooms::filter::EventFilter;
 use crate::rooms::reads::TimelineEntry;
 use crate::rooms::tables::RoomRecord;
 use crate::rooms::visibility::VisibilityCheck;
@@ -63,70 +63,6 @@ pub fn parse_token(raw: &str) -> Result<u64> {
     raw.strip_prefix('s')
         .and_then(|n| n.parse().ok())
         .ok_or_else(|| Error::invalid_param("Invalid pagination token"))
-}
-
-/// The parts of a RoomEventFilter that apply to a page of events.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct EventFilter {
-    pub limit: Option<usize>,
-    pub types: Option<Vec<String>>,
-    pub not_types: Vec<String>,
-    pub senders: Option<Vec<String>>,
-    pub not_senders: Vec<String>,
-    pub contains_url: Option<bool>,
-    pub lazy_load_members: bool,
-}
-
-/// Event-type patterns: `*` matches any run of characters.
-fn type_matches(pattern: &str, kind: &str) -> bool {
-    match pattern.split_once('*') {
-        None => pattern == kind,
-        Some((head, tail)) => {
-            kind.len() >= head.len() + tail.len() && kind.starts_with(head) && {
-                let rest = &kind[head.len()..];
-                (0..=rest.len()).any(|i| rest.is_char_boundary(i) && type_matches(tail, &rest[i..]))
-            }
-        }
-    }
-}
-
-impl EventFilter {
-    pub fn parse(raw: Option<&str>) -> Result<Self> {
-        match raw {
-            None => Ok(Self::default()),
-            Some(raw) => serde_json::from_str(raw)
-                .map_err(|e| Error::bad_json(format!("Invalid filter: {e}"))),
-        }
-    }
-
-    pub fn allows(&self, pdu: &Pdu) -> bool {
-        let kind = pdu.kind.to_string();
-        let sender = pdu.sender.as_str();
-        if self.not_types.iter().any(|p| type_matches(p, &kind)) {
-            return false;
-        }
-        if let Some(types) = &self.types
-            && !types.iter().any(|p| type_matches(p, &kind))
-        {
-            return false;
-        }
-        if self.not_senders.iter().any(|s| s == sender) {
-            return false;
-        }
-        if let Some(senders) = &self.senders
-            && !senders.iter().any(|s| s == sender)
-        {
-            return false;
-        }
-        if let Some(wants_url) = self.contains_url {
-            let has_url = pdu.content_json().get("url").is_some_and(|u| u.is_string());
-            if has_url != wants_url {
-                return false;
-            }
-        }
-        true
-    }
 }
 
 #[derive(Deserialize)]
@@ -378,21 +314,6 @@ async fn context(
         "end": token(end),
         "state": state,
     })))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::type_matches;
-
-    #[test]
-    fn wildcards_match_like_the_spec_says() {
-        assert!(type_matches("m.room.*", "m.room.message"));
-        assert!(type_matches("*", "anything"));
-        assert!(type_matches("m.*.message", "m.room.message"));
-        assert!(!type_matches("m.room.*", "m.reaction"));
-        assert!(type_matches("m.reaction", "m.reaction"));
-        assert!(!type_matches("m.reaction", "m.reactions"));
-    }
 }
 
 #[derive(Deserialize)]

@@ -1,0 +1,160 @@
+//! The notifier: wakes the long-polls (and later WebSockets) of the users a commit touches.
+//!
+//! A waiter subscribes *before* it reads what is new, then waits for its user's counter to
+//! move: a commit that lands between the read and the wait still changes the counter the waiter
+//! already holds, so no wake-up is missed and nobody polls. Only the users a commit concerns
+//! are woken (the members of the room, the target of a membership change, the owner of account
+//! data), so one message doesn't wake every client on the server.
+//!
+//! A wake-up is released only once the stream's retired frontier covers the commit's position:
+//! positions commit out of order across rooms, and a reader can only see up to the frontier, so
+//! waking a user for position `p` while `p-1` is still in flight would make them read nothing
+//! and sleep again. Pending wake-ups wait in a map until [`Notifier::release`] sees the
+//! frontier pass them. Several Roost nodes will relay wake-ups over pub/sub; callers don't
+//! change.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use tokio::sync::watch;
+
+use crate::storage::stream::StreamCounter;
+
+pub struct Notifier {
+    stream: Arc<StreamCounter>,
+    users: Mutex<HashMap<String, watch::Sender<u64>>>,
+    /// Wake-ups waiting for the frontier: position → users.
+    pending: Mutex<BTreeMap<u64, Vec<String>>>,
+}
+
+impl Notifier {
+    pub fn new(stream: Arc<StreamCounter>) -> Self {
+        Self {
+            stream,
+            users: Mutex::new(HashMap::new()),
+            pending: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Start watching a user: the receiver changes whenever something for them is readable.
+    pub fn subscribe(&self, user_id: &str) -> watch::Receiver<u64> {
+        let mut users = self.users.lock();
+        users
+            .entry(user_id.to_owned())
+            .or_insert_with(|| watch::channel(0).0)
+            .subscribe()
+    }
+
+    /// A commit at stream position `pos` concerns these users: wake them once it is readable.
+    pub fn notify_at(&self, pos: u64, user_ids: impl IntoIterator<Item = String>) {
+        let mut pending = self.pending.lock();
+        // Read the frontier under the lock `release` also takes, so no release can slip
+        // between the check and the insert.
+        if self.stream.frontier() >= pos {
+            drop(pending);
+            self.wake(user_ids);
+        } else {
+            pending.entry(pos).or_default().extend(user_ids);
+        }
+    }
+
+    /// The frontier moved to `frontier`: wake everyone whose commit is now readable.
+    pub fn release(&self, frontier: u64) {
+        let ready: Vec<String> = {
+            let mut pending = self.pending.lock();
+            let later = pending.split_off(&(frontier + 1));
+            std::mem::replace(&mut *pending, later)
+                .into_values()
+                .flatten()
+                .collect()
+        };
+        if !ready.is_empty() {
+            self.wake(ready);
+        }
+    }
+
+    /// Follow the frontier forever, releasing pending wake-ups. Spawned once at start.
+    pub async fn run(self: Arc<Self>) {
+        let mut frontier = self.stream.subscribe();
+        loop {
+            let current = *frontier.borrow_and_update();
+            self.release(current);
+            if frontier.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
+    fn wake(&self, user_ids: impl IntoIterator<Item = String>) {
+        let mut users = self.users.lock();
+        for user in user_ids {
+            if let Some(sender) = users.get(&user) {
+                if sender.receiver_count() == 0 {
+                    // Nobody listens any more: forget the channel so the map stays small.
+                    users.remove(&user);
+                } else {
+                    sender.send_modify(|n| *n += 1);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::Notifier;
+    use crate::storage::KvEngine;
+    use crate::storage::rocks::{RocksEngine, RocksSettings};
+    use crate::storage::stream::StreamCounter;
+
+    fn counter(dir: &std::path::Path) -> Arc<StreamCounter> {
+        let settings = RocksSettings {
+            cache_bytes: 8 << 20,
+            sync_writes: false,
+        };
+        let db: Arc<dyn KvEngine> =
+            Arc::new(RocksEngine::open(dir, &[crate::storage::META], &settings).unwrap());
+        StreamCounter::load(db).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_notification_between_subscribe_and_wait_is_not_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        let stream = counter(dir.path());
+        let notifier = Notifier::new(Arc::clone(&stream));
+        let mut rx = notifier.subscribe("@a:x");
+        let pos = stream.reserve().unwrap().pos(); // reserved and retired at once
+        notifier.notify_at(pos, ["@a:x".to_owned()]);
+        tokio::time::timeout(std::time::Duration::from_secs(1), rx.changed())
+            .await
+            .expect("woken")
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn wake_ups_wait_for_the_frontier_and_only_the_users_concerned_wake() {
+        let dir = tempfile::tempdir().unwrap();
+        let stream = counter(dir.path());
+        let notifier = Notifier::new(Arc::clone(&stream));
+        let mut a = notifier.subscribe("@a:x");
+        let mut b = notifier.subscribe("@b:x");
+        let earlier = stream.reserve().unwrap();
+        let later = stream.reserve().unwrap();
+        let later_pos = later.pos();
+        drop(later);
+        notifier.notify_at(later_pos, ["@a:x".to_owned()]);
+        assert!(
+            !a.has_changed().unwrap(),
+            "position {later_pos} isn't readable while {} is in flight",
+            earlier.pos()
+        );
+        drop(earlier);
+        notifier.release(stream.frontier());
+        assert!(a.has_changed().unwrap());
+        assert!(!b.has_changed().unwrap(), "b was not concerned");
+        let _ = b.borrow_and_update();
+    }
+}
