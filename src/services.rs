@@ -11,7 +11,7 @@ use crate::rooms::Rooms;
 use crate::storage::KvEngine;
 use crate::storage::rocks::{RocksEngine, RocksSettings};
 use crate::storage::stream::StreamCounter;
-use crate::sync::Notifier;
+use crate::sync::{Notifier, SyncService};
 use crate::users::account_data::AccountData;
 use crate::users::accounts::Accounts;
 use crate::users::filters::Filters;
@@ -34,6 +34,7 @@ pub struct Services {
     pub server_key: Arc<ServerKey>,
     pub rooms: Arc<Rooms>,
     pub notifier: Arc<Notifier>,
+    pub sync: Arc<SyncService>,
 }
 
 /// What handlers get as axum state.
@@ -90,15 +91,23 @@ impl Services {
             Arc::clone(&notifier),
             default_version,
         ));
+        let account_data = Arc::new(AccountData::new(
+            Arc::clone(&db),
+            Arc::clone(&stream),
+            Arc::clone(&notifier),
+        ));
+        let sync = Arc::new(SyncService::new(
+            Arc::clone(&rooms),
+            Arc::clone(&account_data),
+            Arc::clone(&notifier),
+            Arc::clone(&stream),
+        ));
         Ok(Arc::new(Self {
+            sync,
             server_key,
             rooms,
             profiles: Arc::new(Profiles::new(Arc::clone(&db))),
-            account_data: Arc::new(AccountData::new(
-                Arc::clone(&db),
-                Arc::clone(&stream),
-                Arc::clone(&notifier),
-            )),
+            account_data,
             notifier,
             filters: Arc::new(Filters::new(Arc::clone(&db))),
             config,

@@ -17,6 +17,7 @@ pub struct EventFilter {
     pub not_senders: Vec<String>,
     pub contains_url: Option<bool>,
     pub lazy_load_members: bool,
+    pub include_redundant_members: bool,
 }
 
 /// Event-type patterns: `*` matches any run of characters.
@@ -39,6 +40,16 @@ impl EventFilter {
             Some(raw) => serde_json::from_str(raw)
                 .map_err(|e| Error::bad_json(format!("Invalid filter: {e}"))),
         }
+    }
+
+    /// Whether an event type passes `types` / `not_types` (for events without a sender, such
+    /// as account data).
+    pub fn allows_type(&self, kind: &str) -> bool {
+        !self.not_types.iter().any(|p| type_matches(p, kind))
+            && self
+                .types
+                .as_ref()
+                .is_none_or(|types| types.iter().any(|p| type_matches(p, kind)))
     }
 
     pub fn allows(&self, pdu: &Pdu) -> bool {

@@ -249,3 +249,24 @@ impl Rooms {
         }
     }
 }
+
+impl Rooms {
+    /// The state events that differ between two snapshots: what a client holding `from` needs
+    /// to reach `to` (0 is the empty state).
+    pub fn state_diff(&self, from: u64, to: u64) -> Result<Vec<Pdu>> {
+        let load = |s: u64| {
+            if s == 0 {
+                Ok(Default::default())
+            } else {
+                self.state.load(s)
+            }
+        };
+        let (before, after) = (load(from)?, load(to)?);
+        after
+            .iter()
+            .filter(|(key, event)| before.get(key) != Some(event))
+            .filter_map(|(_, short)| self.pdu_by_short(*short).transpose())
+            .map(|r| r.map(|(p, _)| p))
+            .collect()
+    }
+}

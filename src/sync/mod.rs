@@ -1,5 +1,8 @@
 //! Sync: the notifier that wakes waiting clients, and (next) `/sync` itself.
 
+pub mod filter;
 pub mod notifier;
+pub mod v2;
 
 pub use notifier::Notifier;
+pub use v2::SyncService;

@@ -125,3 +125,56 @@ impl AccountData {
         Ok(())
     }
 }
+
+impl AccountData {
+    /// Every piece of account data of a user: `(room_id or "", type, content)`.
+    pub fn all(&self, user_id: &UserId) -> Result<Vec<(String, String, Value)>> {
+        let prefix = KeyBuilder::new().str(user_id.as_str()).build();
+        let rows = ACCOUNT_DATA.scan_prefix(&*self.db, &prefix, usize::MAX)?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(key, record)| {
+                let mut reader = crate::storage::keys::KeyReader::new(&key);
+                reader.str()?;
+                Some((reader.str()?, reader.str()?, record.content))
+            })
+            .collect())
+    }
+
+    /// What changed for a user at stream positions in `(since, upto]`: `(room_id or "", type,
+    /// content)`, each key once with its current content.
+    pub fn changed(
+        &self,
+        user_id: &UserId,
+        since: u64,
+        upto: u64,
+    ) -> Result<Vec<(String, String, Value)>> {
+        let start = KeyBuilder::new()
+            .str(user_id.as_str())
+            .u64(since.saturating_add(1))
+            .build();
+        let end = KeyBuilder::new()
+            .str(user_id.as_str())
+            .u64(upto.saturating_add(1))
+            .build();
+        let rows = self.db.scan_range(
+            ACCOUNT_DATA_CHANGES.name,
+            &start,
+            Some(&end),
+            false,
+            usize::MAX,
+        )?;
+        let mut out = Vec::new();
+        for (_, value) in rows {
+            let change: AccountDataChange =
+                serde_json::from_slice(&value).map_err(crate::error::Error::internal)?;
+            let room = (!change.room_id.is_empty())
+                .then(|| RoomId::parse(&change.room_id).ok())
+                .flatten();
+            if let Some(content) = self.get(user_id, room.as_deref(), &change.data_type)? {
+                out.push((change.room_id, change.data_type, content));
+            }
+        }
+        Ok(out)
+    }
+}

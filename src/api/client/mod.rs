@@ -15,6 +15,7 @@ mod room_upgrades;
 mod rooms;
 mod session;
 mod spaces;
+mod sync;
 
 use axum::Router;
 
@@ -35,6 +36,7 @@ pub fn routes(router: Router<AppState>) -> Router<AppState> {
     let router = relations::routes(router);
     let router = spaces::routes(router);
     let router = room_upgrades::routes(router);
+    let router = sync::routes(router);
     filters::routes(router)
 }
 

@@ -1,0 +1,89 @@
+//! `/sync` (client-server API §Syncing): parse and validate the query, then wait in the sync
+//! service.
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::PREFIXES;
+use crate::error::{Error, Result};
+use crate::http::auth::Authed;
+use crate::http::json::QueryParams;
+use crate::services::AppState;
+use crate::sync::filter::SyncFilter;
+use crate::sync::v2::SyncParams;
+
+/// The longest a long-poll may wait, whatever the client asks.
+const MAX_TIMEOUT_MS: i64 = 300_000;
+
+pub fn routes(mut router: Router<AppState>) -> Router<AppState> {
+    for p in PREFIXES {
+        router = router.route(&format!("{p}/sync"), get(sync));
+    }
+    router
+}
+
+#[derive(Deserialize, Default)]
+struct SyncQuery {
+    since: Option<String>,
+    filter: Option<String>,
+    timeout: Option<String>,
+    full_state: Option<String>,
+    /// Accepted; presence is the sync issue's next part.
+    #[allow(dead_code)]
+    set_presence: Option<String>,
+}
+
+/// `s<pos>`: anything else is not a token this server issued.
+pub fn parse_since(raw: &str) -> Result<u64> {
+    raw.strip_prefix('s')
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| Error::invalid_param("Invalid since token"))
+}
+
+async fn sync(
+    State(s): State<AppState>,
+    me: Authed,
+    QueryParams(q): QueryParams<SyncQuery>,
+) -> Result<Json<Value>> {
+    let since = q.since.as_deref().map(parse_since).transpose()?;
+    let timeout = match q.timeout.as_deref() {
+        None => 0,
+        Some(t) => t
+            .parse::<i64>()
+            .map_err(|_| Error::invalid_param("timeout must be an integer"))?,
+    }
+    .clamp(0, MAX_TIMEOUT_MS);
+    let full_state = match q.full_state.as_deref() {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(_) => return Err(Error::invalid_param("full_state must be true or false")),
+    };
+    let filter = match q.filter.as_deref() {
+        None => SyncFilter::default(),
+        Some(inline) if inline.trim_start().starts_with('{') => {
+            let value: Value = serde_json::from_str(inline)
+                .map_err(|_| Error::new(crate::error::ErrorKind::NotJson, "Filter is not JSON"))?;
+            crate::users::filters::validate(&value)?;
+            SyncFilter::from_value(value)?
+        }
+        Some(id) => {
+            let stored = s
+                .filters
+                .get(&me.0.user_id, id)?
+                .ok_or_else(|| Error::invalid_param("Unknown filter"))?;
+            SyncFilter::from_value(stored)?
+        }
+    };
+    let params = SyncParams {
+        since,
+        full_state,
+        filter,
+        timeout: Duration::from_millis(timeout as u64),
+    };
+    Ok(Json(s.sync.sync(&me.0, &params).await?))
+}

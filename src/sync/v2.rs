@@ -1,0 +1,381 @@
+//! `/sync` v2 (client-server API §Syncing): initial and incremental sync, long-polling.
+//!
+//! A response covers the stream positions `(since, upto]`, where `upto` is the retired frontier
+//! read at the start: everything at or below it has committed, so nothing is skipped, and the
+//! same `since` always yields the same events (the positions are fixed once retired).
+//! `next_batch` is `upto`. Tokens are the same `s<pos>` gaps `/messages` uses, so `prev_batch`
+//! pages back with `/messages`.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ruma::RoomId;
+use serde_json::{Map, Value, json};
+
+use super::Notifier;
+use super::filter::SyncFilter;
+use crate::error::Result;
+use crate::events::Pdu;
+use crate::rooms::Rooms;
+use crate::rooms::reads::TimelineEntry;
+use crate::rooms::tables::RoomRecord;
+use crate::rooms::visibility::VisibilityCheck;
+use crate::storage::stream::StreamCounter;
+use crate::users::Identity;
+use crate::users::account_data::AccountData;
+
+/// Timeline events per room when the filter names no limit.
+const DEFAULT_TIMELINE_LIMIT: usize = 10;
+/// State types shown for invites and knocks (stripped state).
+const STRIPPED_TYPES: &[&str] = &[
+    "m.room.create",
+    "m.room.join_rules",
+    "m.room.name",
+    "m.room.avatar",
+    "m.room.canonical_alias",
+    "m.room.encryption",
+    "m.room.topic",
+];
+
+pub struct SyncService {
+    rooms: Arc<Rooms>,
+    account_data: Arc<AccountData>,
+    notifier: Arc<Notifier>,
+    stream: Arc<StreamCounter>,
+}
+
+/// What a client asked for.
+pub struct SyncParams {
+    pub since: Option<u64>,
+    pub full_state: bool,
+    pub filter: SyncFilter,
+    pub timeout: Duration,
+}
+
+pub fn token(pos: u64) -> String {
+    format!("s{pos}")
+}
+
+/// A room's part of a response, and whether it carries anything.
+struct RoomSection {
+    body: Value,
+    has_news: bool,
+}
+
+impl SyncService {
+    pub fn new(
+        rooms: Arc<Rooms>,
+        account_data: Arc<AccountData>,
+        notifier: Arc<Notifier>,
+        stream: Arc<StreamCounter>,
+    ) -> Self {
+        Self {
+            rooms,
+            account_data,
+            notifier,
+            stream,
+        }
+    }
+
+    /// Answer a sync: at once if there is anything (or it is an initial or full-state sync),
+    /// else when something for this user commits, else empty at the timeout.
+    pub async fn sync(&self, who: &Identity, params: &SyncParams) -> Result<Value> {
+        // Subscribe before reading, so a commit between the read and the wait still wakes us.
+        let mut wake = self.notifier.subscribe(who.user_id.as_str());
+        let deadline = tokio::time::Instant::now() + params.timeout;
+        loop {
+            let upto = self.stream.frontier();
+            let since = params.since.map(|s| s.min(upto));
+            let (body, has_news) = self.compute(who, since, upto, params)?;
+            if has_news || since.is_none() || params.full_state {
+                return Ok(body);
+            }
+            match tokio::time::timeout_at(deadline, wake.changed()).await {
+                Ok(Ok(())) => continue,
+                _ => return Ok(body),
+            }
+        }
+    }
+
+    fn compute(
+        &self,
+        who: &Identity,
+        since: Option<u64>,
+        upto: u64,
+        params: &SyncParams,
+    ) -> Result<(Value, bool)> {
+        let filter = &params.filter;
+        let (mut join, mut invite, mut leave, mut knock) =
+            (Map::new(), Map::new(), Map::new(), Map::new());
+        for (room_id, membership) in self.rooms.rooms_of(&who.user_id)? {
+            if !filter.room.allows_room(&room_id) {
+                continue;
+            }
+            let Some(room) = self.rooms.room(&room_id)? else {
+                continue;
+            };
+            let own = self.own_membership(&room, who)?;
+            // A membership change newer than this response waits for the next one.
+            if own.as_ref().is_some_and(|(_, pos)| *pos > upto) {
+                continue;
+            }
+            let changed_in_window = own
+                .as_ref()
+                .is_some_and(|(_, pos)| since.is_none_or(|s| *pos > s));
+            let section = match membership.as_str() {
+                "join" => Some((
+                    &mut join,
+                    self.joined_room(who, &room_id, &room, since, upto, params, None)?,
+                )),
+                "invite" if changed_in_window => {
+                    let state = self.stripped_state(&room, own.as_ref().map(|(p, _)| p))?;
+                    Some((
+                        &mut invite,
+                        RoomSection {
+                            body: json!({ "invite_state": { "events": state } }),
+                            has_news: true,
+                        },
+                    ))
+                }
+                "knock" if changed_in_window => {
+                    let state = self.stripped_state(&room, own.as_ref().map(|(p, _)| p))?;
+                    Some((
+                        &mut knock,
+                        RoomSection {
+                            body: json!({ "knock_state": { "events": state } }),
+                            has_news: true,
+                        },
+                    ))
+                }
+                "leave" | "ban"
+                    if (since.is_some() && changed_in_window)
+                        || (since.is_none() && filter.room.include_leave) =>
+                {
+                    let until = own.as_ref().map_or(upto, |(_, pos)| *pos);
+                    Some((
+                        &mut leave,
+                        self.joined_room(who, &room_id, &room, since, until, params, Some(until))?,
+                    ))
+                }
+                _ => None,
+            };
+            if let Some((map, section)) = section
+                && (section.has_news || since.is_none())
+            {
+                map.insert(room_id.to_string(), section.body);
+            }
+        }
+
+        let account_data = self.global_account_data(who, since, upto, filter)?;
+        let has_news = !join.is_empty()
+            || !invite.is_empty()
+            || !leave.is_empty()
+            || !knock.is_empty()
+            || !account_data.is_empty();
+        let body = json!({
+            "next_batch": token(upto),
+            "rooms": { "join": join, "invite": invite, "leave": leave, "knock": knock },
+            "account_data": { "events": account_data },
+            "presence": { "events": [] },
+            "to_device": { "events": [] },
+            "device_lists": { "changed": [], "left": [] },
+            "device_one_time_keys_count": {},
+            "device_unused_fallback_key_types": [],
+        });
+        Ok((body, has_news))
+    }
+
+    /// The user's own current member event in a room and its stream position.
+    fn own_membership(&self, room: &RoomRecord, who: &Identity) -> Result<Option<(Pdu, u64)>> {
+        let Some(pdu) =
+            self.rooms
+                .current_state_event(room.short, "m.room.member", who.user_id.as_str())?
+        else {
+            return Ok(None);
+        };
+        let pos = self
+            .rooms
+            .pdu_with_record(&pdu.event_id)?
+            .map_or(0, |(_, r)| r.stream_pos);
+        Ok(Some((pdu, pos)))
+    }
+
+    /// A joined (or, with `left_at`, a left) room: timeline, state, account data, summary.
+    #[allow(clippy::too_many_arguments)]
+    fn joined_room(
+        &self,
+        who: &Identity,
+        room_id: &RoomId,
+        room: &RoomRecord,
+        since: Option<u64>,
+        upto: u64,
+        params: &SyncParams,
+        left_at: Option<u64>,
+    ) -> Result<RoomSection> {
+        let filter = &params.filter.room;
+        let limit = filter
+            .timeline
+            .limit
+            .unwrap_or(DEFAULT_TIMELINE_LIMIT)
+            .clamp(1, 1000);
+        let mut check = VisibilityCheck::new(&self.rooms, &who.user_id, room.short)?;
+
+        // Newest first from `upto`, down to `since`, one more than the limit to see a gap.
+        let mut newest_first: Vec<TimelineEntry> = Vec::new();
+        let mut cursor = upto.saturating_add(1);
+        let mut exhausted = false;
+        'walk: loop {
+            let page = self.rooms.timeline_page(room.short, cursor, true, 100)?;
+            let last_page = page.len() < 100;
+            for entry in page {
+                cursor = entry.pos;
+                if since.is_some_and(|s| entry.pos <= s) {
+                    exhausted = true;
+                    break 'walk;
+                }
+                let Some((_, record)) = self.rooms.pdu_with_record(&entry.pdu.event_id)? else {
+                    continue;
+                };
+                if check.allows(&entry.pdu, &record)? && filter.timeline.allows(&entry.pdu) {
+                    newest_first.push(entry);
+                    if newest_first.len() > limit {
+                        break 'walk;
+                    }
+                }
+            }
+            if last_page {
+                exhausted = true;
+                break;
+            }
+        }
+        let limited = newest_first.len() > limit || (!exhausted && !newest_first.is_empty());
+        newest_first.truncate(limit);
+        let timeline: Vec<TimelineEntry> = newest_first.into_iter().rev().collect();
+
+        // State: everything at the start of the timeline for a first sync of this room (initial
+        // sync, full_state, or the user joined in this window); otherwise what changed in a gap
+        // the timeline doesn't cover.
+        let joined_now = left_at.is_none()
+            && since.is_some_and(|s| {
+                self.own_membership(room, who)
+                    .ok()
+                    .flatten()
+                    .is_some_and(|(_, pos)| pos > s)
+            });
+        let first_sync = since.is_none() || params.full_state || joined_now;
+        let start_snapshot = match timeline.first() {
+            Some(first) => self
+                .rooms
+                .pdu_with_record(&first.pdu.event_id)?
+                .map_or(0, |(_, r)| r.state_before),
+            None => self.rooms.snapshot_at(room.short, upto)?,
+        };
+        let mut state: Vec<Pdu> = if first_sync {
+            self.rooms.state_at(start_snapshot)?
+        } else if limited {
+            let since_snapshot = self.rooms.snapshot_at(room.short, since.unwrap_or(0))?;
+            self.rooms.state_diff(since_snapshot, start_snapshot)?
+        } else {
+            Vec::new()
+        };
+        state.retain(|p| filter.state.allows(p));
+        if filter.state.lazy_load_members {
+            let mut wanted: BTreeSet<String> =
+                timeline.iter().map(|e| e.pdu.sender.to_string()).collect();
+            wanted.insert(who.user_id.to_string());
+            state.retain(|p| {
+                p.kind.to_string() != "m.room.member"
+                    || p.state_key.as_ref().is_some_and(|k| wanted.contains(k))
+            });
+        }
+
+        let room_account_data: Vec<Value> = match since {
+            None => self.account_data.all(&who.user_id)?,
+            Some(s) => self.account_data.changed(&who.user_id, s, upto)?,
+        }
+        .into_iter()
+        .filter(|(room, kind, _)| room == room_id.as_str() && filter.account_data.allows_type(kind))
+        .map(|(_, kind, content)| json!({ "type": kind, "content": content }))
+        .collect();
+
+        let has_news = !timeline.is_empty() || !state.is_empty() || !room_account_data.is_empty();
+        let prev_batch = token(timeline.first().map_or(upto, |e| e.pos.saturating_sub(1)));
+        let events = timeline
+            .iter()
+            .map(|e| self.rooms.client_event_for(&e.pdu, Some(who)))
+            .collect::<Result<Vec<_>>>()?;
+        let state = state
+            .iter()
+            .map(|p| self.rooms.client_event(p))
+            .collect::<Result<Vec<_>>>()?;
+        let mut body = json!({
+            "timeline": { "events": events, "limited": limited, "prev_batch": prev_batch },
+            "state": { "events": state },
+            "account_data": { "events": room_account_data },
+        });
+        if left_at.is_none() {
+            body["ephemeral"] = json!({ "events": [] });
+            body["unread_notifications"] = json!({ "notification_count": 0, "highlight_count": 0 });
+            let membership_changed = first_sync
+                || timeline
+                    .iter()
+                    .any(|e| e.pdu.kind.to_string() == "m.room.member");
+            if membership_changed {
+                body["summary"] = self.summary(room, who)?;
+            }
+        }
+        Ok(RoomSection { body, has_news })
+    }
+
+    /// `m.heroes` and member counts.
+    fn summary(&self, room: &RoomRecord, who: &Identity) -> Result<Value> {
+        let members = self.rooms.members(room.short)?;
+        let count = |m: &str| members.iter().filter(|(_, x)| x == m).count();
+        let heroes: Vec<&str> = members
+            .iter()
+            .filter(|(u, m)| u != who.user_id.as_str() && matches!(m.as_str(), "join" | "invite"))
+            .map(|(u, _)| u.as_str())
+            .take(5)
+            .collect();
+        Ok(json!({
+            "m.heroes": heroes,
+            "m.joined_member_count": count("join"),
+            "m.invited_member_count": count("invite"),
+        }))
+    }
+
+    /// Stripped state for an invite or knock: a few room state events and the user's own
+    /// member event.
+    fn stripped_state(&self, room: &RoomRecord, own: Option<&Pdu>) -> Result<Vec<Value>> {
+        let strip = |p: &Pdu| json!({ "type": p.kind.to_string(), "state_key": p.state_key, "content": p.content_json(), "sender": p.sender });
+        let mut out = Vec::new();
+        for kind in STRIPPED_TYPES {
+            if let Some(p) = self.rooms.current_state_event(room.short, kind, "")? {
+                out.push(strip(&p));
+            }
+        }
+        if let Some(own) = own {
+            out.push(strip(own));
+        }
+        Ok(out)
+    }
+
+    fn global_account_data(
+        &self,
+        who: &Identity,
+        since: Option<u64>,
+        upto: u64,
+        filter: &SyncFilter,
+    ) -> Result<Vec<Value>> {
+        let all = match since {
+            None => self.account_data.all(&who.user_id)?,
+            Some(s) => self.account_data.changed(&who.user_id, s, upto)?,
+        };
+        Ok(all
+            .into_iter()
+            .filter(|(room, kind, _)| room.is_empty() && filter.account_data.allows_type(kind))
+            .map(|(_, kind, content)| json!({ "type": kind, "content": content }))
+            .collect())
+    }
+}
