@@ -139,7 +139,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let stream = counter(dir.path());
         let notifier = Notifier::new(Arc::clone(&stream));
-        let mut a = notifier.subscribe("@a:x");
+        let a = notifier.subscribe("@a:x");
         let mut b = notifier.subscribe("@b:x");
         let earlier = stream.reserve().unwrap();
         let later = stream.reserve().unwrap();
