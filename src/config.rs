@@ -25,7 +25,29 @@ pub struct Config {
     pub limits: Limits,
     pub well_known: WellKnown,
     pub rooms: RoomsConfig,
+    pub presence: PresenceConfig,
     pub log: Log,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PresenceConfig {
+    /// Track and deliver presence at all.
+    pub enabled: bool,
+    /// `online` becomes `unavailable` after this long without activity, in seconds.
+    pub idle_timeout_secs: u64,
+    /// ... and `offline` after this long, in seconds.
+    pub offline_timeout_secs: u64,
+}
+
+impl Default for PresenceConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            idle_timeout_secs: 300,
+            offline_timeout_secs: 1800,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -138,6 +160,7 @@ impl Default for Config {
             limits: Limits::default(),
             well_known: WellKnown::default(),
             rooms: RoomsConfig::default(),
+            presence: PresenceConfig::default(),
             log: Log::default(),
         }
     }

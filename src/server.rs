@@ -35,6 +35,7 @@ pub async fn run(config: Config) -> Result<(), BoxError> {
     println!("listening client http://{}", client.local_addr()?);
     // Wake-ups wait for the stream frontier; this task releases them as it moves.
     tokio::spawn(Arc::clone(&services.notifier).run());
+    tokio::spawn(Arc::clone(&services.typing).run_expiry());
     let mut tasks = tokio::task::JoinSet::new();
     let app = crate::http::app(Arc::clone(&services));
     tasks.spawn(async move {

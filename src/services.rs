@@ -11,6 +11,11 @@ use crate::rooms::Rooms;
 use crate::storage::KvEngine;
 use crate::storage::rocks::{RocksEngine, RocksSettings};
 use crate::storage::stream::StreamCounter;
+use crate::sync::presence::Presence;
+use crate::sync::receipts::Receipts;
+use crate::sync::to_device::ToDevice;
+use crate::sync::typing::Typing;
+use crate::sync::v2::SyncSources;
 use crate::sync::{Notifier, SyncService};
 use crate::users::account_data::AccountData;
 use crate::users::accounts::Accounts;
@@ -35,6 +40,10 @@ pub struct Services {
     pub rooms: Arc<Rooms>,
     pub notifier: Arc<Notifier>,
     pub sync: Arc<SyncService>,
+    pub typing: Arc<Typing>,
+    pub receipts: Arc<Receipts>,
+    pub to_device: Arc<ToDevice>,
+    pub presence: Arc<Presence>,
 }
 
 /// What handlers get as axum state.
@@ -96,14 +105,50 @@ impl Services {
             Arc::clone(&stream),
             Arc::clone(&notifier),
         ));
-        let sync = Arc::new(SyncService::new(
+        let typing = Arc::new(Typing::new(
+            Arc::clone(&stream),
+            Arc::clone(&notifier),
             Arc::clone(&rooms),
-            Arc::clone(&account_data),
+        ));
+        let receipts = Arc::new(Receipts::new(
+            Arc::clone(&db),
+            Arc::clone(&stream),
+            Arc::clone(&notifier),
+            Arc::clone(&rooms),
+        ));
+        let to_device = Arc::new(ToDevice::new(
+            Arc::clone(&db),
+            Arc::clone(&stream),
+            Arc::clone(&notifier),
+            Arc::clone(&sessions),
+            config.server_name.clone(),
+        ));
+        let presence = Arc::new(Presence::new(
+            Arc::clone(&db),
+            Arc::clone(&stream),
+            Arc::clone(&notifier),
+            Arc::clone(&rooms),
+            &config.presence,
+        ));
+        let sources = SyncSources {
+            rooms: Arc::clone(&rooms),
+            account_data: Arc::clone(&account_data),
+            typing: Arc::clone(&typing),
+            receipts: Arc::clone(&receipts),
+            to_device: Arc::clone(&to_device),
+            presence: Arc::clone(&presence),
+        };
+        let sync = Arc::new(SyncService::new(
+            sources,
             Arc::clone(&notifier),
             Arc::clone(&stream),
         ));
         Ok(Arc::new(Self {
             sync,
+            typing,
+            receipts,
+            to_device,
+            presence,
             server_key,
             rooms,
             profiles: Arc::new(Profiles::new(Arc::clone(&db))),

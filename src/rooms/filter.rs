@@ -52,6 +52,15 @@ impl EventFilter {
                 .is_none_or(|types| types.iter().any(|p| type_matches(p, kind)))
     }
 
+    /// Whether a sender passes `senders` / `not_senders`.
+    pub fn allows_sender(&self, sender: &str) -> bool {
+        !self.not_senders.iter().any(|s| s == sender)
+            && self
+                .senders
+                .as_ref()
+                .is_none_or(|s| s.iter().any(|x| x == sender))
+    }
+
     pub fn allows(&self, pdu: &Pdu) -> bool {
         let kind = pdu.kind.to_string();
         let sender = pdu.sender.as_str();

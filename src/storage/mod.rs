@@ -26,6 +26,7 @@ pub fn all_tables() -> Vec<&'static str> {
     let mut names = vec![META];
     names.extend_from_slice(crate::users::tables::ALL);
     names.extend_from_slice(crate::rooms::tables::ALL);
+    names.extend_from_slice(crate::sync::tables::ALL);
     names
 }
 

@@ -2,6 +2,11 @@
 
 pub mod filter;
 pub mod notifier;
+pub mod presence;
+pub mod receipts;
+pub mod tables;
+pub mod to_device;
+pub mod typing;
 pub mod v2;
 
 pub use notifier::Notifier;

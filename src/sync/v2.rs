@@ -15,6 +15,10 @@ use serde_json::{Map, Value, json};
 
 use super::Notifier;
 use super::filter::SyncFilter;
+use super::presence::Presence;
+use super::receipts::Receipts;
+use super::to_device::ToDevice;
+use super::typing::Typing;
 use crate::error::Result;
 use crate::events::Pdu;
 use crate::rooms::Rooms;
@@ -38,9 +42,23 @@ const STRIPPED_TYPES: &[&str] = &[
     "m.room.topic",
 ];
 
+/// Everything a sync response is made of.
+pub struct SyncSources {
+    pub rooms: Arc<Rooms>,
+    pub account_data: Arc<AccountData>,
+    pub typing: Arc<Typing>,
+    pub receipts: Arc<Receipts>,
+    pub to_device: Arc<ToDevice>,
+    pub presence: Arc<Presence>,
+}
+
 pub struct SyncService {
     rooms: Arc<Rooms>,
     account_data: Arc<AccountData>,
+    typing: Arc<Typing>,
+    receipts: Arc<Receipts>,
+    to_device: Arc<ToDevice>,
+    presence: Arc<Presence>,
     notifier: Arc<Notifier>,
     stream: Arc<StreamCounter>,
 }
@@ -51,6 +69,8 @@ pub struct SyncParams {
     pub full_state: bool,
     pub filter: SyncFilter,
     pub timeout: Duration,
+    /// `set_presence`: none leaves presence as it is.
+    pub set_presence: Option<String>,
 }
 
 pub fn token(pos: u64) -> String {
@@ -64,15 +84,22 @@ struct RoomSection {
 }
 
 impl SyncService {
-    pub fn new(
-        rooms: Arc<Rooms>,
-        account_data: Arc<AccountData>,
-        notifier: Arc<Notifier>,
-        stream: Arc<StreamCounter>,
-    ) -> Self {
+    pub fn new(sources: SyncSources, notifier: Arc<Notifier>, stream: Arc<StreamCounter>) -> Self {
+        let SyncSources {
+            rooms,
+            account_data,
+            typing,
+            receipts,
+            to_device,
+            presence,
+        } = sources;
         Self {
             rooms,
             account_data,
+            typing,
+            receipts,
+            to_device,
+            presence,
             notifier,
             stream,
         }
@@ -83,6 +110,9 @@ impl SyncService {
     pub async fn sync(&self, who: &Identity, params: &SyncParams) -> Result<Value> {
         // Subscribe before reading, so a commit between the read and the wait still wakes us.
         let mut wake = self.notifier.subscribe(who.user_id.as_str());
+        if let Some(presence) = &params.set_presence {
+            self.presence.set(&who.user_id, presence, None, true)?;
+        }
         let deadline = tokio::time::Instant::now() + params.timeout;
         loop {
             let upto = self.stream.frontier();
@@ -168,17 +198,31 @@ impl SyncService {
         }
 
         let account_data = self.global_account_data(who, since, upto, filter)?;
+        let to_device = self.to_device.deliver(who, since, upto)?;
+        let presence: Vec<Value> = self
+            .presence
+            .events_for(&who.user_id, since, upto)?
+            .into_iter()
+            .filter(|e| {
+                filter.presence.allows_type("m.presence")
+                    && e["sender"]
+                        .as_str()
+                        .is_some_and(|s| filter.presence.allows_sender(s))
+            })
+            .collect();
         let has_news = !join.is_empty()
             || !invite.is_empty()
             || !leave.is_empty()
             || !knock.is_empty()
-            || !account_data.is_empty();
+            || !account_data.is_empty()
+            || !to_device.is_empty()
+            || !presence.is_empty();
         let body = json!({
             "next_batch": token(upto),
             "rooms": { "join": join, "invite": invite, "leave": leave, "knock": knock },
             "account_data": { "events": account_data },
-            "presence": { "events": [] },
-            "to_device": { "events": [] },
+            "presence": { "events": presence },
+            "to_device": { "events": to_device },
             "device_lists": { "changed": [], "left": [] },
             "device_one_time_keys_count": {},
             "device_unused_fallback_key_types": [],
@@ -299,7 +343,27 @@ impl SyncService {
         .map(|(_, kind, content)| json!({ "type": kind, "content": content }))
         .collect();
 
-        let has_news = !timeline.is_empty() || !state.is_empty() || !room_account_data.is_empty();
+        let mut ephemeral = Vec::new();
+        if left_at.is_none() {
+            if let Some(typers) = self.typing.changed(room_id, since, upto) {
+                ephemeral.push(json!({ "type": "m.typing", "content": { "user_ids": typers } }));
+            }
+            if let Some(receipts) = self
+                .receipts
+                .event_for(room_id, &who.user_id, since, upto)?
+            {
+                ephemeral.push(receipts);
+            }
+            ephemeral.retain(|e| {
+                e["type"]
+                    .as_str()
+                    .is_some_and(|t| filter.ephemeral.allows_type(t))
+            });
+        }
+        let has_news = !timeline.is_empty()
+            || !state.is_empty()
+            || !room_account_data.is_empty()
+            || !ephemeral.is_empty();
         let prev_batch = token(timeline.first().map_or(upto, |e| e.pos.saturating_sub(1)));
         let events = timeline
             .iter()
@@ -315,7 +379,7 @@ impl SyncService {
             "account_data": { "events": room_account_data },
         });
         if left_at.is_none() {
-            body["ephemeral"] = json!({ "events": [] });
+            body["ephemeral"] = json!({ "events": ephemeral });
             body["unread_notifications"] = json!({ "notification_count": 0, "highlight_count": 0 });
             let membership_changed = first_sync
                 || timeline

@@ -5,6 +5,7 @@ mod account_data;
 mod devices;
 mod directory;
 mod discovery;
+mod ephemeral;
 mod filters;
 mod membership;
 mod messages;
@@ -37,6 +38,7 @@ pub fn routes(router: Router<AppState>) -> Router<AppState> {
     let router = spaces::routes(router);
     let router = room_upgrades::routes(router);
     let router = sync::routes(router);
+    let router = ephemeral::routes(router);
     filters::routes(router)
 }
 

@@ -33,8 +33,6 @@ struct SyncQuery {
     filter: Option<String>,
     timeout: Option<String>,
     full_state: Option<String>,
-    /// Accepted; presence is the sync issue's next part.
-    #[allow(dead_code)]
     set_presence: Option<String>,
 }
 
@@ -79,11 +77,22 @@ async fn sync(
             SyncFilter::from_value(stored)?
         }
     };
+    // The spec's default: syncing marks the user online.
+    let set_presence = match q.set_presence.as_deref() {
+        None => Some("online".to_owned()),
+        Some(p @ ("online" | "unavailable" | "offline")) => Some(p.to_owned()),
+        Some(_) => {
+            return Err(Error::invalid_param(
+                "set_presence must be online, unavailable or offline",
+            ));
+        }
+    };
     let params = SyncParams {
         since,
         full_state,
         filter,
         timeout: Duration::from_millis(timeout as u64),
+        set_presence,
     };
     Ok(Json(s.sync.sync(&me.0, &params).await?))
 }

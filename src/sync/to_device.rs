@@ -1,0 +1,171 @@
+//! Send-to-device messaging (client-server API §"Send-to-Device messaging").
+//!
+//! Each message waits in its device's inbox under a stream position. Sync delivers the messages
+//! in `(since, upto]`, and deletes a device's messages at or below `since` when the device syncs
+//! with that token: a message is removed only once the client has shown, by syncing past it,
+//! that it received it, so a lost response loses nothing and every message is delivered once
+//! per token advance.
+
+use std::sync::Arc;
+
+use ruma::UserId;
+use serde_json::{Map, Value, json};
+
+use super::Notifier;
+use super::tables::{TO_DEVICE, TO_DEVICE_TXNS, ToDeviceMessage};
+use crate::error::{Error, Result};
+use crate::storage::keys::{KeyBuilder, KeyReader};
+use crate::storage::stream::StreamCounter;
+use crate::storage::{Batch, KvEngine};
+use crate::users::Identity;
+use crate::users::sessions::Sessions;
+
+/// The most messages one sync delivers to a device; the rest follow in the next.
+const MAX_PER_SYNC: usize = 100;
+
+pub struct ToDevice {
+    db: Arc<dyn KvEngine>,
+    stream: Arc<StreamCounter>,
+    notifier: Arc<Notifier>,
+    sessions: Arc<Sessions>,
+    server_name: String,
+    txn_lock: parking_lot::Mutex<()>,
+}
+
+impl ToDevice {
+    pub fn new(
+        db: Arc<dyn KvEngine>,
+        stream: Arc<StreamCounter>,
+        notifier: Arc<Notifier>,
+        sessions: Arc<Sessions>,
+        server_name: String,
+    ) -> Self {
+        Self {
+            db,
+            stream,
+            notifier,
+            sessions,
+            server_name,
+            txn_lock: parking_lot::Mutex::new(()),
+        }
+    }
+
+    /// Queue `messages` (`user → device id or "*" → content`) from `sender`. A repeated
+    /// `txn_id` from the same device sends nothing.
+    pub fn send(
+        &self,
+        sender: &Identity,
+        event_type: &str,
+        txn_id: &str,
+        messages: &Map<String, Value>,
+    ) -> Result<()> {
+        let txn_key = KeyBuilder::new()
+            .str(sender.user_id.as_str())
+            .str(sender.device_id.as_str())
+            .str(txn_id)
+            .build();
+        let _guard = self.txn_lock.lock();
+        if TO_DEVICE_TXNS.get(&*self.db, &txn_key)?.is_some() {
+            return Ok(());
+        }
+        let mut batch = Batch::new();
+        let mut permits = Vec::new();
+        let mut targets = Vec::new();
+        for (user, devices) in messages {
+            let user_id = UserId::parse(user)
+                .map_err(|_| Error::invalid_param(format!("Invalid user ID {user}")))?;
+            // Remote users will go through federation; local delivery only for now.
+            if user_id.server_name() != self.server_name.as_str() {
+                continue;
+            }
+            let devices = devices
+                .as_object()
+                .ok_or_else(|| Error::bad_json("messages must map users to devices"))?;
+            for (device, content) in devices {
+                let device_ids: Vec<String> = if device == "*" {
+                    self.sessions
+                        .list_devices(&user_id)?
+                        .into_iter()
+                        .map(|d| d.device_id.to_string())
+                        .collect()
+                } else {
+                    vec![device.clone()]
+                };
+                for device_id in device_ids {
+                    let permit = self.stream.reserve()?;
+                    let message = ToDeviceMessage {
+                        sender: sender.user_id.to_string(),
+                        event_type: event_type.to_owned(),
+                        content: content.clone(),
+                    };
+                    TO_DEVICE.put(
+                        &mut batch,
+                        KeyBuilder::new()
+                            .str(user)
+                            .str(&device_id)
+                            .u64(permit.pos())
+                            .build(),
+                        &message,
+                    );
+                    permits.push(permit);
+                }
+            }
+            targets.push(user.clone());
+        }
+        TO_DEVICE_TXNS.put(&mut batch, txn_key, &());
+        self.db.write(batch)?;
+        let last = permits.iter().map(|p| p.pos()).max();
+        drop(permits);
+        if let Some(pos) = last {
+            self.notifier.notify_at(pos, targets);
+        }
+        Ok(())
+    }
+
+    /// The device's messages in `(since, upto]`; first, messages at or below `since` are
+    /// deleted, as the device has synced past them.
+    pub fn deliver(&self, device: &Identity, since: Option<u64>, upto: u64) -> Result<Vec<Value>> {
+        let prefix = KeyBuilder::new()
+            .str(device.user_id.as_str())
+            .str(device.device_id.as_str())
+            .build();
+        if let Some(since) = since {
+            let acked_end = KeyBuilder::new()
+                .str(device.user_id.as_str())
+                .str(device.device_id.as_str())
+                .u64(since.saturating_add(1))
+                .build();
+            let acked =
+                self.db
+                    .scan_range(TO_DEVICE.name, &prefix, Some(&acked_end), false, usize::MAX)?;
+            if !acked.is_empty() {
+                let mut batch = Batch::new();
+                for (key, _) in acked {
+                    TO_DEVICE.delete(&mut batch, key);
+                }
+                self.db.write(batch)?;
+            }
+        }
+        let end = KeyBuilder::new()
+            .str(device.user_id.as_str())
+            .str(device.device_id.as_str())
+            .u64(upto.saturating_add(1))
+            .build();
+        let rows = self
+            .db
+            .scan_range(TO_DEVICE.name, &prefix, Some(&end), false, MAX_PER_SYNC)?;
+        rows.into_iter()
+            .filter(|(key, _)| {
+                since.is_none_or(|s| {
+                    KeyReader::new(&key[prefix.len()..])
+                        .u64()
+                        .is_some_and(|p| p > s)
+                })
+            })
+            .map(|(_, value)| {
+                let m: ToDeviceMessage = serde_json::from_slice(&value).map_err(Error::internal)?;
+                Ok(json!({ "sender": m.sender, "type": m.event_type, "content": m.content }))
+            })
+            .collect()
+    }
+}
