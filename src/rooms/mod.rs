@@ -15,6 +15,7 @@ pub mod filter;
 pub mod pipeline;
 pub mod power;
 pub mod reads;
+pub mod redaction;
 pub mod relations;
 pub mod reports;
 pub mod serve;

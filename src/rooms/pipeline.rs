@@ -9,11 +9,20 @@ use super::tables::{
     EVENT_SHORTS, EVENT_TXNS, EXTREMITIES, EventTxn, PDUS, PduRecord, REDACTIONS, ROOM_MEMBERS,
     ROOM_STATE, ROOMS, RoomRecord, TIMELINE, TXN_IDS, USER_ROOMS,
 };
-use crate::error::{Error, Result};
+use std::collections::HashMap;
+
+use crate::error::{Error, ErrorKind, Result};
 use crate::events::{Pdu, PduTemplate};
 use crate::storage::Batch;
 use crate::storage::keys::KeyBuilder;
 use crate::util::random_alphanumeric;
+
+/// An event's rows, staged in a batch: its short id, and its stream position (retired when
+/// dropped, after the batch is written).
+struct Persisted {
+    permit: crate::storage::stream::StreamPermit,
+    short: u64,
+}
 
 /// Identifies a client transaction: the same device retrying the same request.
 pub struct TxnKey<'a> {
@@ -118,15 +127,89 @@ impl Rooms {
         let room_id = create.room_id.clone();
         let lock = self.room_lock(&room_id);
         let _guard = lock.lock().await;
+
+        // Build and check every initial event against the state they form among themselves,
+        // before anything is stored: an invalid initial state leaves no half-made room.
+        let mut events = vec![create];
+        let mut state: HashMap<(String, String), usize> = HashMap::new();
+        state.insert(("m.room.create".into(), String::new()), 0);
+        for template in rest {
+            let content =
+                serde_json::value::to_raw_value(&template.content).map_err(Error::internal)?;
+            let kind = TimelineEventType::from(template.kind.as_str());
+            let auth_types = ruma::state_res::auth_types_for_event(
+                &kind,
+                creator,
+                template.state_key.as_deref(),
+                &content,
+                &rules.authorization,
+            )
+            .map_err(Error::bad_json)?;
+            let auth: Vec<&Pdu> = auth_types
+                .iter()
+                .filter_map(|(k, sk)| state.get(&(k.to_string(), sk.clone())).map(|i| &events[*i]))
+                .collect();
+            let prev = events.last().expect("the create event is first");
+            let pdu = Pdu::build(
+                template,
+                Some(&room_id),
+                version,
+                &rules,
+                creator,
+                &[prev],
+                &auth,
+                prev.depth + 1,
+                &self.key,
+            )?;
+            let by_id = |id: &EventId| events.iter().find(|e| e.event_id == id).cloned();
+            let in_state = |k: &StateEventType, sk: &str| {
+                state
+                    .get(&(k.to_string(), sk.to_owned()))
+                    .map(|i| events[*i].clone())
+            };
+            ruma::state_res::check_state_independent_auth_rules(&rules.authorization, &pdu, by_id)
+                .and_then(|()| {
+                    ruma::state_res::check_state_dependent_auth_rules(
+                        &rules.authorization,
+                        &pdu,
+                        in_state,
+                    )
+                })
+                .map_err(|e| {
+                    Error::new(
+                        ErrorKind::InvalidRoomState,
+                        format!("Invalid initial state: {e}"),
+                    )
+                })?;
+            if let Some(state_key) = &pdu.state_key {
+                state.insert((pdu.kind.to_string(), state_key.clone()), events.len());
+            }
+            events.push(pdu);
+        }
+
         let mut room = RoomRecord {
             short: self.ids.reserve()?.pos(),
             version: version.to_string(),
             current_snapshot: 0,
             layers_since_full: 0,
         };
-        self.persist(&room_id, &mut room, &create, Vec::new(), Batch::new())?;
-        for template in rest {
-            self.append_locked(&room_id, creator, template, None)?;
+        let mut batch = Batch::new();
+        let mut staged = Vec::with_capacity(events.len());
+        let mut previous: Option<u64> = None;
+        for pdu in &events {
+            let old = previous
+                .map(|short| KeyBuilder::new().u64(room.short).u64(short).build())
+                .into_iter()
+                .collect();
+            let persisted = self.persist_into(&room_id, &mut room, pdu, old, &mut batch, true)?;
+            previous = Some(persisted.short);
+            staged.push(persisted);
+        }
+        self.db.write(batch)?;
+        let last = staged.iter().map(|p| p.permit.pos()).max().unwrap_or(0);
+        drop(staged);
+        if let Some(last_event) = events.last() {
+            self.publish(&room, last_event, last)?;
         }
         Ok(room_id)
     }
@@ -236,11 +319,32 @@ impl Rooms {
         old_extremities: Vec<Vec<u8>>,
         mut batch: Batch,
     ) -> Result<()> {
+        let persisted =
+            self.persist_into(room_id, room, pdu, old_extremities, &mut batch, false)?;
+        self.db.write(batch)?;
+        let pos = persisted.permit.pos();
+        drop(persisted);
+        self.publish(room, pdu, pos)
+    }
+
+    /// Put an accepted event's rows into `batch` without writing it, so several events (a new
+    /// room's initial events) can commit together. The returned permit must live until the
+    /// batch is written. `staged`: earlier events of the batch are not readable yet, so the state
+    /// snapshot is always a delta on its (staged) parent.
+    fn persist_into(
+        &self,
+        room_id: &RoomId,
+        room: &mut RoomRecord,
+        pdu: &Pdu,
+        old_extremities: Vec<Vec<u8>>,
+        batch: &mut Batch,
+        staged: bool,
+    ) -> Result<Persisted> {
         let short = self.ids.reserve()?.pos();
         // Held until the batch committed: sync never reads past a position still in flight.
         let permit = self.stream.reserve()?;
         EVENT_SHORTS.put(
-            &mut batch,
+            batch,
             KeyBuilder::new().str(pdu.event_id.as_str()).build(),
             &short,
         );
@@ -250,16 +354,20 @@ impl Rooms {
             let kind = pdu.kind.to_string();
             let key_short = self.state.state_key_short_or_create(&kind, state_key)?;
             let parent = (room.current_snapshot != 0).then_some(room.current_snapshot);
-            let (snapshot, layers) = self.state.derive(
-                parent,
-                room.layers_since_full,
-                &[(key_short, short)],
-                &mut batch,
-            )?;
+            // A staged parent is not in the database yet: never fold it into a full layer.
+            let layers_since_full = if staged { 0 } else { room.layers_since_full };
+            let (snapshot, layers) =
+                self.state
+                    .derive(parent, layers_since_full, &[(key_short, short)], batch)?;
             room.current_snapshot = snapshot;
-            room.layers_since_full = layers;
+            // Staged deltas still count, so the next full layer comes when it should.
+            room.layers_since_full = if staged && parent.is_some() {
+                room.layers_since_full + 1
+            } else {
+                layers
+            };
             ROOM_STATE.put(
-                &mut batch,
+                batch,
                 KeyBuilder::new().u64(room.short).u64(key_short).build(),
                 &short,
             );
@@ -269,12 +377,12 @@ impl Rooms {
                     .unwrap_or("leave")
                     .to_owned();
                 ROOM_MEMBERS.put(
-                    &mut batch,
+                    batch,
                     KeyBuilder::new().u64(room.short).str(state_key).build(),
                     &membership,
                 );
                 USER_ROOMS.put(
-                    &mut batch,
+                    batch,
                     KeyBuilder::new()
                         .str(state_key)
                         .str(room_id.as_str())
@@ -292,39 +400,34 @@ impl Rooms {
             soft_failed: false,
             json: serde_json::to_value(&pdu.json).map_err(Error::internal)?,
         };
-        PDUS.put(&mut batch, short.to_be_bytes().to_vec(), &record);
+        PDUS.put(batch, short.to_be_bytes().to_vec(), &record);
         TIMELINE.put(
-            &mut batch,
+            batch,
             KeyBuilder::new().u64(room.short).u64(permit.pos()).build(),
             &short,
         );
+        // A redaction only ever applies to an event of its own room.
         if pdu.kind == TimelineEventType::RoomRedaction
             && let Some(target) = redaction_target(pdu)
+            && self.pdu(&target)?.is_none_or(|t| t.room_id == room_id)
         {
             REDACTIONS.put(
-                &mut batch,
+                batch,
                 KeyBuilder::new().str(target.as_str()).build(),
                 &pdu.event_id.to_string(),
             );
         }
-        self.index_relation(pdu, room.short, permit.pos(), &mut batch)?;
+        self.index_relation(pdu, room.short, permit.pos(), batch)?;
         for key in old_extremities {
-            EXTREMITIES.delete(&mut batch, key);
+            EXTREMITIES.delete(batch, key);
         }
         EXTREMITIES.put(
-            &mut batch,
+            batch,
             KeyBuilder::new().u64(room.short).u64(short).build(),
             &pdu.event_id.to_string(),
         );
-        ROOMS.put(
-            &mut batch,
-            KeyBuilder::new().str(room_id.as_str()).build(),
-            room,
-        );
-        self.db.write(batch)?;
-        let pos = permit.pos();
-        drop(permit);
-        self.publish(room, pdu, pos)
+        ROOMS.put(batch, KeyBuilder::new().str(room_id.as_str()).build(), room);
+        Ok(Persisted { permit, short })
     }
 
     /// Wake whoever the event concerns: the room's members (joined, invited, knocking) and,

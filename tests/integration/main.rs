@@ -11,3 +11,4 @@ mod bad_input;
 mod config;
 mod restart;
 mod rooms;
+mod sync;

@@ -246,6 +246,20 @@ async fn kick(
     PathParams(room_id): PathParams<String>,
     JsonBody(body): JsonBody<TargetBody>,
 ) -> Result<Json<Value>> {
+    // The endpoint refuses kicking someone who isn't in the room (the auth rules alone would
+    // record a leave for them).
+    let room = s
+        .rooms
+        .room(&parse_room_id(&room_id)?)?
+        .ok_or_else(|| Error::forbidden("You are not in this room"))?;
+    let target =
+        UserId::parse(&body.user_id).map_err(|_| Error::invalid_param("Invalid user ID"))?;
+    if !matches!(
+        s.rooms.membership(room.short, &target)?.as_deref(),
+        Some("join" | "invite" | "knock")
+    ) {
+        return Err(Error::forbidden("That user is not in the room"));
+    }
     act_on(&s, &me, &room_id, body, "leave").await
 }
 

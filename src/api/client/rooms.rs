@@ -313,7 +313,18 @@ async fn send(
         endpoint: "send",
         txn_id: &txn_id,
     };
-    let template = PduTemplate::message(&kind, Value::Object(content));
+    // A redaction sent as an event gets the same checks and shape as one sent with /redact.
+    let template = if kind == "m.room.redaction" {
+        let target = content
+            .get("redacts")
+            .and_then(Value::as_str)
+            .and_then(|r| ruma::OwnedEventId::try_from(r).ok())
+            .ok_or_else(|| Error::bad_json("m.room.redaction needs content.redacts"))?;
+        s.rooms
+            .redaction_template(&room_id, &me.0.user_id, &target, content)?
+    } else {
+        PduTemplate::message(&kind, Value::Object(content))
+    };
     let event_id = s
         .rooms
         .append_with_txn(&room_id, &me.0.user_id, template, &txn)
@@ -415,31 +426,16 @@ async fn redact(
     PathParams((room_id, event_id, txn_id)): PathParams<(String, String, String)>,
     crate::http::json::JsonOrEmpty(body): crate::http::json::JsonOrEmpty<RedactBody>,
 ) -> Result<Json<Value>> {
-    let (room_id, room) = joined_room(&s, &room_id, &me)?;
+    let (room_id, _) = joined_room(&s, &room_id, &me)?;
     let target_id = ruma::OwnedEventId::try_from(event_id.as_str())
         .map_err(|_| Error::invalid_param("Invalid event ID"))?;
-    // Only the event's sender, or someone with the room's redact power, may redact it.
-    if let Some(target) = s.rooms.pdu(&target_id)?
-        && target.sender != me.0.user_id
-        && !s.rooms.has_power(&room_id, &me.0.user_id, "redact")?
-    {
-        return Err(Error::forbidden(
-            "You don't have permission to redact this event",
-        ));
-    }
-    let version = RoomVersionId::try_from(room.version.as_str()).map_err(Error::internal)?;
-    let rules = crate::rooms::pipeline::rules_of(&version)?;
     let mut content = Map::new();
     if let Some(reason) = body.reason {
         content.insert("reason".into(), reason.into());
     }
-    let mut template = PduTemplate::message("m.room.redaction", Value::Null);
-    if rules.redaction.keep_room_redaction_redacts {
-        content.insert("redacts".into(), target_id.as_str().into());
-    } else {
-        template.redacts = Some(target_id.clone());
-    }
-    template.content = Value::Object(content);
+    let template = s
+        .rooms
+        .redaction_template(&room_id, &me.0.user_id, &target_id, content)?;
     let txn = TxnKey {
         user: &me.0.user_id,
         device: &me.0.device_id,
