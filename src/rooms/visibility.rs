@@ -69,7 +69,13 @@ impl<'a> VisibilityCheck<'a> {
     /// and the user is joined now → yes; `invited` and the user was invited at the event → yes.
     /// The visibility in force is the one before the event; the membership is taken after it,
     /// so a user sees their own join.
-    pub fn allows(&mut self, _pdu: &Pdu, record: &PduRecord) -> Result<bool> {
+    pub fn allows(&mut self, pdu: &Pdu, record: &PduRecord) -> Result<bool> {
+        // Users always see changes to their own membership (their leave, kick or ban too).
+        if pdu.kind.to_string() == "m.room.member"
+            && pdu.state_key.as_deref() == Some(self.user.as_str())
+        {
+            return Ok(true);
+        }
         let visibility = self.history_at(record.state_before)?;
         if visibility == "world_readable" {
             return Ok(true);

@@ -66,7 +66,8 @@ async fn typing(
 
 #[derive(Deserialize, Default)]
 struct ReceiptBody {
-    thread_id: Option<String>,
+    /// Checked by hand: a wrong type is `M_INVALID_PARAM`, as for a wrong value.
+    thread_id: Option<Value>,
 }
 
 /// `m.fully_read` is the read marker: room account data, not a receipt.
@@ -103,28 +104,51 @@ async fn receipt(
 ) -> Result<Json<Value>> {
     let (room_id, _) = joined_room(&s, &room_id, &me)?;
     let event_id = parse_event_id(&event_id)?;
+    let thread = match &body.thread_id {
+        None => None,
+        Some(Value::String(t)) => Some(t.clone()),
+        Some(_) => return Err(Error::invalid_param("thread_id must be a string")),
+    };
     match receipt_type.as_str() {
+        "m.fully_read" if thread.is_some() => {
+            return Err(Error::invalid_param("m.fully_read can't be threaded"));
+        }
         "m.fully_read" => set_fully_read(&s, &me, &room_id, &event_id)?,
         READ | READ_PRIVATE => {
-            if let Some(thread) = &body.thread_id
+            if let Some(thread) = &thread
                 && thread != "main"
-                && OwnedEventId::try_from(thread.as_str()).is_err()
             {
-                return Err(Error::invalid_param(
-                    "thread_id must be 'main' or an event ID",
-                ));
+                let root = OwnedEventId::try_from(thread.as_str())
+                    .map_err(|_| Error::invalid_param("thread_id must be 'main' or an event ID"))?;
+                if !in_thread(&s, &event_id, &root)? {
+                    return Err(Error::invalid_param("The event is not in that thread"));
+                }
             }
             s.receipts.set(
                 &room_id,
                 &me.0.user_id,
                 &receipt_type,
                 &event_id,
-                body.thread_id.as_deref(),
+                thread.as_deref(),
             )?;
         }
         _ => return Err(Error::invalid_param("Unknown receipt type")),
     }
     Ok(Json(json!({})))
+}
+
+/// Whether `event` belongs to the thread rooted at `root`: the root itself, or an event
+/// related to it by `m.thread`.
+fn in_thread(s: &AppState, event: &OwnedEventId, root: &OwnedEventId) -> Result<bool> {
+    if event == root {
+        return Ok(true);
+    }
+    let pdu = s
+        .rooms
+        .pdu(event)?
+        .ok_or_else(|| Error::not_found("Event not found"))?;
+    Ok(crate::rooms::relations::relation_of(&pdu)
+        .is_some_and(|(rel, target)| rel == "m.thread" && target == *root))
 }
 
 #[derive(Deserialize, Default)]

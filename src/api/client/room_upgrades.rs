@@ -102,6 +102,9 @@ async fn report_room(
     JsonOrEmpty(body): JsonOrEmpty<ReportBody>,
 ) -> Result<Json<Value>> {
     let room_id = parse_room_id(&room_id)?;
+    if body.reason.is_none() {
+        return Err(Error::missing_param("A room report needs a reason"));
+    }
     if s.rooms.room(&room_id)?.is_none() {
         return Err(Error::not_found("Room not found"));
     }
