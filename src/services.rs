@@ -77,6 +77,7 @@ impl Services {
             Arc::clone(&db),
             config.auth.refreshable_access_token_lifetime_secs,
             config.auth.login_token_lifetime_secs,
+            Arc::clone(&notifier),
         ));
         let registration_tokens = Arc::new(RegistrationTokens::new(Arc::clone(&db)));
         let uiaa = Arc::new(Uiaa::new(

@@ -86,6 +86,12 @@ impl Notifier {
         }
     }
 
+    /// Wake these users' waiters now, for news that is not on the stream (a logout: their
+    /// WebSockets must notice the token is gone).
+    pub fn wake_now(&self, user_ids: impl IntoIterator<Item = String>) {
+        self.wake(user_ids);
+    }
+
     fn wake(&self, user_ids: impl IntoIterator<Item = String>) {
         let mut users = self.users.lock();
         for user in user_ids {

@@ -108,6 +108,12 @@ impl SyncService {
     /// Answer a sync: at once if there is anything (or it is an initial or full-state sync),
     /// else when something for this user commits, else empty at the timeout.
     pub async fn sync(&self, who: &Identity, params: &SyncParams) -> Result<Value> {
+        Ok(self.wait(who, params).await?.0)
+    }
+
+    /// [`Self::sync`], also saying whether the response carries anything (the WebSocket
+    /// transport sends only responses that do).
+    pub async fn wait(&self, who: &Identity, params: &SyncParams) -> Result<(Value, bool)> {
         // Subscribe before reading, so a commit between the read and the wait still wakes us.
         let mut wake = self.notifier.subscribe(who.user_id.as_str());
         if let Some(presence) = &params.set_presence {
@@ -119,11 +125,11 @@ impl SyncService {
             let since = params.since.map(|s| s.min(upto));
             let (body, has_news) = self.compute(who, since, upto, params)?;
             if has_news || since.is_none() || params.full_state {
-                return Ok(body);
+                return Ok((body, has_news));
             }
             match tokio::time::timeout_at(deadline, wake.changed()).await {
                 Ok(Ok(())) => continue,
-                _ => return Ok(body),
+                _ => return Ok((body, false)),
             }
         }
     }

@@ -47,6 +47,8 @@ pub struct Sessions {
     login_token_lifetime_ms: u64,
     /// Makes read-then-delete of single-use login tokens atomic.
     login_token_lock: parking_lot::Mutex<()>,
+    /// Woken when devices go, so their open WebSockets close at once.
+    notifier: Arc<crate::sync::Notifier>,
 }
 
 fn device_key(user_id: &UserId, device_id: &str) -> Vec<u8> {
@@ -72,8 +74,10 @@ impl Sessions {
         db: Arc<dyn KvEngine>,
         refreshable_lifetime_secs: u64,
         login_token_lifetime_secs: u64,
+        notifier: Arc<crate::sync::Notifier>,
     ) -> Self {
         Self {
+            notifier,
             db,
             refreshable_lifetime_ms: refreshable_lifetime_secs * 1000,
             login_token_lifetime_ms: login_token_lifetime_secs * 1000,
@@ -337,7 +341,15 @@ impl Sessions {
     pub fn delete_devices(&self, user_id: &UserId, device_ids: &[String]) -> Result<()> {
         let mut batch = Batch::new();
         self.delete_devices_into(user_id, device_ids, &mut batch)?;
-        Ok(self.db.write(batch)?)
+        self.commit_removal(batch, user_id)
+    }
+
+    /// Write a batch that removes devices of `user_id` (and whatever else it holds), then wake
+    /// the user's connections so those of removed devices close.
+    pub fn commit_removal(&self, batch: Batch, user_id: &UserId) -> Result<()> {
+        self.db.write(batch)?;
+        self.notifier.wake_now([user_id.to_string()]);
+        Ok(())
     }
 
     /// Delete every device of the user except `keep`, into `batch`.

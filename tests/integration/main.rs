@@ -12,3 +12,4 @@ mod config;
 mod restart;
 mod rooms;
 mod sync;
+mod websocket;

@@ -44,7 +44,7 @@ async fn change_password(
         let mut batch = Batch::new();
         s.sessions
             .delete_all_devices_into(&user_id, keep, &mut batch)?;
-        s.db.write(batch)?;
+        s.sessions.commit_removal(batch, &user_id)?;
     }
     Ok(change_password::v3::Response::new().into())
 }
@@ -71,7 +71,7 @@ async fn deactivate(
     s.sessions
         .delete_all_devices_into(&user_id, None, &mut batch)?;
     s.profiles.clear_into(&user_id, &mut batch)?;
-    s.db.write(batch)?;
+    s.sessions.commit_removal(batch, &user_id)?;
     tracing::info!(%user_id, "deactivated");
     Ok(deactivate::v3::Response::new(ThirdPartyIdRemovalStatus::NoSupport).into())
 }

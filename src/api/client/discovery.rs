@@ -27,7 +27,8 @@ pub fn routes(router: Router<AppState>) -> Router<AppState> {
 }
 
 async fn versions() -> Json<Value> {
-    Json(json!({ "versions": VERSIONS, "unstable_features": {} }))
+    let (flag, value) = super::websocket::unstable_feature();
+    Json(json!({ "versions": VERSIONS, "unstable_features": { flag: value } }))
 }
 
 async fn well_known_client(State(s): State<AppState>) -> Result<Json<Value>> {

@@ -17,6 +17,7 @@ mod rooms;
 mod session;
 mod spaces;
 mod sync;
+mod websocket;
 
 use axum::Router;
 
@@ -39,6 +40,7 @@ pub fn routes(router: Router<AppState>) -> Router<AppState> {
     let router = room_upgrades::routes(router);
     let router = sync::routes(router);
     let router = ephemeral::routes(router);
+    let router = websocket::routes(router);
     filters::routes(router)
 }
 

@@ -146,10 +146,11 @@ async fn logout_all(
     State(s): State<AppState>,
     req: Ruma<logout_all::v3::Request>,
 ) -> RumaResult<logout_all::v3::Response> {
+    let user_id = req.sender()?.user_id.clone();
     let mut batch = crate::storage::Batch::new();
     s.sessions
-        .delete_all_devices_into(&req.sender()?.user_id, None, &mut batch)?;
-    s.db.write(batch)?;
+        .delete_all_devices_into(&user_id, None, &mut batch)?;
+    s.sessions.commit_removal(batch, &user_id)?;
     Ok(logout_all::v3::Response::new().into())
 }
 

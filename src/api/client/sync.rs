@@ -61,22 +61,7 @@ async fn sync(
         Some("true") => true,
         Some(_) => return Err(Error::invalid_param("full_state must be true or false")),
     };
-    let filter = match q.filter.as_deref() {
-        None => SyncFilter::default(),
-        Some(inline) if inline.trim_start().starts_with('{') => {
-            let value: Value = serde_json::from_str(inline)
-                .map_err(|_| Error::new(crate::error::ErrorKind::NotJson, "Filter is not JSON"))?;
-            crate::users::filters::validate(&value)?;
-            SyncFilter::from_value(value)?
-        }
-        Some(id) => {
-            let stored = s
-                .filters
-                .get(&me.0.user_id, id)?
-                .ok_or_else(|| Error::invalid_param("Unknown filter"))?;
-            SyncFilter::from_value(stored)?
-        }
-    };
+    let filter = sync_filter(&s, &me.0, q.filter.as_deref())?;
     // The spec's default: syncing marks the user online.
     let set_presence = match q.set_presence.as_deref() {
         None => Some("online".to_owned()),
@@ -95,4 +80,28 @@ async fn sync(
         set_presence,
     };
     Ok(Json(s.sync.sync(&me.0, &params).await?))
+}
+
+/// A sync filter from the `filter` parameter: inline JSON or the id of an uploaded filter.
+pub fn sync_filter(
+    s: &AppState,
+    who: &crate::users::Identity,
+    raw: Option<&str>,
+) -> Result<SyncFilter> {
+    match raw {
+        None => Ok(SyncFilter::default()),
+        Some(inline) if inline.trim_start().starts_with('{') => {
+            let value: Value = serde_json::from_str(inline)
+                .map_err(|_| Error::new(crate::error::ErrorKind::NotJson, "Filter is not JSON"))?;
+            crate::users::filters::validate(&value)?;
+            SyncFilter::from_value(value)
+        }
+        Some(id) => {
+            let stored = s
+                .filters
+                .get(&who.user_id, id)?
+                .ok_or_else(|| Error::invalid_param("Unknown filter"))?;
+            SyncFilter::from_value(stored)
+        }
+    }
 }
