@@ -87,6 +87,8 @@ pub struct Database {
     pub path: PathBuf,
     /// RocksDB block cache, in MiB.
     pub cache_mb: usize,
+    /// Memory for RocksDB's write buffers (memtables) of all tables together, in MiB.
+    pub write_buffer_mb: usize,
     /// fsync the write-ahead log on every write (power-loss safe, slower). A process crash loses
     /// nothing either way.
     pub sync_writes: bool,
@@ -181,7 +183,8 @@ impl Default for Database {
     fn default() -> Self {
         Self {
             path: PathBuf::from("./data"),
-            cache_mb: 256,
+            cache_mb: 64,
+            write_buffer_mb: 32,
             sync_writes: false,
         }
     }

@@ -54,6 +54,7 @@ impl Services {
     pub fn open(config: Config) -> Result<Arc<Self>, crate::storage::StorageError> {
         let settings = RocksSettings {
             cache_bytes: config.database.cache_mb * 1024 * 1024,
+            write_buffer_bytes: config.database.write_buffer_mb * 1024 * 1024,
             sync_writes: config.database.sync_writes,
         };
         let engine = RocksEngine::open(

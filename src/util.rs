@@ -47,3 +47,53 @@ mod tests {
         assert_eq!(random_device_id().len(), 10);
     }
 }
+
+/// A small bounded cache for immutable values (state snapshots, PDUs): two generations; when
+/// the young one fills it becomes the old one and the previous old one is dropped, so recently
+/// used entries survive and memory stays bounded at about `2 × capacity` entries.
+pub struct GenerationalCache<K, V> {
+    capacity: usize,
+    generations: parking_lot::Mutex<(
+        std::collections::HashMap<K, V>,
+        std::collections::HashMap<K, V>,
+    )>,
+}
+
+impl<K: std::hash::Hash + Eq + Clone, V: Clone> GenerationalCache<K, V> {
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            capacity,
+            generations: parking_lot::Mutex::new((Default::default(), Default::default())),
+        }
+    }
+
+    pub fn get(&self, key: &K) -> Option<V> {
+        let mut g = self.generations.lock();
+        if let Some(v) = g.0.get(key) {
+            return Some(v.clone());
+        }
+        let v = g.1.remove(key)?;
+        Self::insert_young(&mut g, self.capacity, key.clone(), v.clone());
+        Some(v)
+    }
+
+    pub fn insert(&self, key: K, value: V) {
+        let mut g = self.generations.lock();
+        Self::insert_young(&mut g, self.capacity, key, value);
+    }
+
+    fn insert_young(
+        g: &mut (
+            std::collections::HashMap<K, V>,
+            std::collections::HashMap<K, V>,
+        ),
+        capacity: usize,
+        key: K,
+        value: V,
+    ) {
+        if g.0.len() >= capacity {
+            g.1 = std::mem::take(&mut g.0);
+        }
+        g.0.insert(key, value);
+    }
+}

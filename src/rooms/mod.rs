@@ -48,6 +48,8 @@ pub struct Rooms {
     locks: parking_lot::Mutex<HashMap<OwnedRoomId, Arc<tokio::sync::Mutex<()>>>>,
     /// Serialises alias check-and-create.
     alias_lock: parking_lot::Mutex<()>,
+    /// Recently read events, decoded.
+    pdu_cache: crate::util::GenerationalCache<u64, Arc<(crate::events::Pdu, tables::PduRecord)>>,
 }
 
 impl Rooms {
@@ -69,6 +71,7 @@ impl Rooms {
             default_version,
             locks: parking_lot::Mutex::new(HashMap::new()),
             alias_lock: parking_lot::Mutex::new(()),
+            pdu_cache: crate::util::GenerationalCache::new(4096),
         }
     }
 

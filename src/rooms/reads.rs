@@ -29,6 +29,9 @@ impl Rooms {
 
     /// A PDU and its record, by short id.
     pub fn pdu_by_short(&self, short: u64) -> Result<Option<(Pdu, PduRecord)>> {
+        if let Some(cached) = self.pdu_cache.get(&short) {
+            return Ok(Some((*cached).clone()));
+        }
         let Some(record) = PDUS.get(&*self.db, &short.to_be_bytes())? else {
             return Ok(None);
         };
@@ -36,7 +39,11 @@ impl Rooms {
         let room_id = OwnedRoomId::try_from(record.room_id.as_str()).map_err(Error::internal)?;
         let event_id =
             ruma::OwnedEventId::try_from(record.event_id.as_str()).map_err(Error::internal)?;
-        Ok(Some((Pdu::from_json(event_id, room_id, json)?, record)))
+        let entry = (Pdu::from_json(event_id, room_id, json)?, record);
+        // Stored events never change (redactions live in their own index), so they cache.
+        self.pdu_cache
+            .insert(short, std::sync::Arc::new(entry.clone()));
+        Ok(Some(entry))
     }
 
     /// A PDU by event id.
@@ -84,8 +91,8 @@ impl Rooms {
         }
         self.state
             .load(snapshot)?
-            .into_values()
-            .filter_map(|short| self.pdu_by_short(short).transpose())
+            .values()
+            .filter_map(|short| self.pdu_by_short(*short).transpose())
             .map(|r| r.map(|(p, _)| p))
             .collect()
     }

@@ -22,6 +22,8 @@ pub type StateSet = BTreeMap<u64, u64>;
 pub struct StateStore {
     db: Arc<dyn KvEngine>,
     ids: Arc<StreamCounter>,
+    /// Snapshots never change once written: loaded sets are kept for reuse.
+    cache: crate::util::GenerationalCache<u64, Arc<StateSet>>,
     /// Serialises get-or-create of state-key short ids across rooms.
     alloc_lock: parking_lot::Mutex<()>,
 }
@@ -36,6 +38,7 @@ impl StateStore {
             db,
             ids,
             alloc_lock: parking_lot::Mutex::new(()),
+            cache: crate::util::GenerationalCache::new(1024),
         }
     }
 
@@ -70,8 +73,17 @@ impl StateStore {
             .ok_or_else(|| Error::internal(format!("unknown state key short {short}")))
     }
 
-    /// The complete state set of a snapshot.
-    pub fn load(&self, snapshot_id: u64) -> Result<StateSet> {
+    /// The complete state set of a snapshot (cached: snapshots are immutable).
+    pub fn load(&self, snapshot_id: u64) -> Result<Arc<StateSet>> {
+        if let Some(set) = self.cache.get(&snapshot_id) {
+            return Ok(set);
+        }
+        let set = Arc::new(self.load_uncached(snapshot_id)?);
+        self.cache.insert(snapshot_id, Arc::clone(&set));
+        Ok(set)
+    }
+
+    fn load_uncached(&self, snapshot_id: u64) -> Result<StateSet> {
         let mut layers = Vec::new();
         let mut next = Some(snapshot_id);
         while let Some(id) = next {
@@ -110,7 +122,7 @@ impl StateStore {
             ),
             _ => {
                 let mut state = match parent {
-                    Some(p) => self.load(p)?,
+                    Some(p) => (*self.load(p)?).clone(),
                     None => StateSet::new(),
                 };
                 state.extend(changes.iter().copied());

@@ -20,6 +20,8 @@ pub struct RocksEngine {
 pub struct RocksSettings {
     /// Shared LRU block cache, in bytes.
     pub cache_bytes: usize,
+    /// Budget for all memtables together, in bytes.
+    pub write_buffer_bytes: usize,
     /// `fsync` the WAL on every write. Off: a process crash loses nothing (the WAL is in the OS
     /// page cache); only a power loss can. On: power-loss safe, slower.
     pub sync_writes: bool,
@@ -45,6 +47,9 @@ impl RocksEngine {
         block.set_bloom_filter(10.0, false);
         let mut cf_opts = Options::default();
         cf_opts.set_block_based_table_factory(&block);
+        // Many small tables: small memtables each, under one shared budget below.
+        cf_opts.set_write_buffer_size(4 << 20);
+        cf_opts.set_max_write_buffer_number(2);
         cf_opts.set_compression_type(DBCompressionType::Lz4);
         cf_opts.set_bottommost_compression_type(DBCompressionType::Zstd);
 
@@ -53,6 +58,8 @@ impl RocksEngine {
         db_opts.create_missing_column_families(true);
         db_opts.set_max_background_jobs(2);
         db_opts.set_keep_log_file_num(5);
+        // All memtables together stay within this; RocksDB flushes the largest when it's hit.
+        db_opts.set_db_write_buffer_size(settings.write_buffer_bytes);
 
         let mut names: Vec<String> = tables.iter().map(|s| s.to_string()).collect();
         if let Ok(existing) = DB::list_cf(&db_opts, path) {
@@ -145,6 +152,7 @@ mod tests {
     fn open(dir: &Path) -> RocksEngine {
         let settings = RocksSettings {
             cache_bytes: 8 << 20,
+            write_buffer_bytes: 8 << 20,
             sync_writes: false,
         };
         RocksEngine::open(dir, &["t1", "t2"], &settings).unwrap()

@@ -152,6 +152,7 @@ mod tests {
     fn engine(dir: &std::path::Path) -> Arc<dyn KvEngine> {
         let settings = RocksSettings {
             cache_bytes: 8 << 20,
+            write_buffer_bytes: 8 << 20,
             sync_writes: false,
         };
         Arc::new(RocksEngine::open(dir, &[META], &settings).unwrap())

@@ -119,6 +119,7 @@ mod tests {
     fn counter(dir: &std::path::Path) -> Arc<StreamCounter> {
         let settings = RocksSettings {
             cache_bytes: 8 << 20,
+            write_buffer_bytes: 8 << 20,
             sync_writes: false,
         };
         let db: Arc<dyn KvEngine> =

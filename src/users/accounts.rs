@@ -20,6 +20,7 @@ pub struct Accounts {
     server_name: String,
     /// Serialises account creation so two registrations can't take one name.
     create_lock: Mutex<()>,
+    hash_limit: password::HashLimit,
 }
 
 fn user_key(localpart: &str) -> Vec<u8> {
@@ -32,6 +33,7 @@ impl Accounts {
             db,
             server_name,
             create_lock: Mutex::new(()),
+            hash_limit: password::HashLimit::new(),
         }
     }
 
@@ -107,7 +109,7 @@ impl Accounts {
     ) -> Result<OwnedUserId> {
         let user_id = self.validate_localpart(localpart)?;
         let password_hash = match password {
-            Some(p) => Some(password::hash(p).await?),
+            Some(p) => Some(password::hash(p, &self.hash_limit).await?),
             None => None,
         };
         let _guard = self.create_lock.lock().await;
@@ -149,11 +151,11 @@ impl Accounts {
         let Some(stored) = record.password_hash else {
             return Ok(false);
         };
-        password::verify(password.to_owned(), stored).await
+        password::verify(password.to_owned(), stored, &self.hash_limit).await
     }
 
     pub async fn set_password(&self, user_id: &UserId, new_password: String) -> Result<()> {
-        let hash = password::hash(new_password).await?;
+        let hash = password::hash(new_password, &self.hash_limit).await?;
         self.update(user_id, |r| r.password_hash = Some(hash))
     }
 

@@ -115,7 +115,8 @@ impl Connection {
                     }
                 },
                 _ => {
-                    return close(&mut socket, CLOSE_UNAUTHORIZED, "expected an auth message").await;
+                    return close(&mut socket, CLOSE_UNAUTHORIZED, "expected an auth message")
+                        .await;
                 }
             },
         };
