@@ -39,9 +39,12 @@ pub async fn run(config: Config) -> Result<(), BoxError> {
     let mut tasks = tokio::task::JoinSet::new();
     let app = crate::http::app(Arc::clone(&services));
     tasks.spawn(async move {
-        axum::serve(client, app)
-            .with_graceful_shutdown(shutdown_signal())
-            .await
+        axum::serve(
+            client,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown_signal())
+        .await
     });
 
     if let Some(addr) = config.listeners.federation {

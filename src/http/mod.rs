@@ -113,3 +113,22 @@ pub fn federation_app(services: AppState) -> Router {
         .layer(TraceLayer::new_for_http())
         .layer(CatchPanicLayer::custom(panic_response))
 }
+
+/// The client's address, when the server was started with connect info (always, in
+/// `server::run`); for devices' `last_seen_ip`. A reverse proxy's address until
+/// `X-Forwarded-For` handling lands.
+pub struct ClientIp(pub Option<String>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        let addr = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>();
+        Ok(Self(addr.map(|a| a.0.ip().to_string())))
+    }
+}

@@ -26,7 +26,11 @@ pub fn routes(router: Router<AppState>) -> Router<AppState> {
     ruma_route::<check_registration_token_validity::v1::Request, _, _>(router, token_validity)
 }
 
-async fn register(State(s): State<AppState>, req: Ruma<register::v3::Request>) -> Result<Response> {
+async fn register(
+    State(s): State<AppState>,
+    ip: crate::http::ClientIp,
+    req: Ruma<register::v3::Request>,
+) -> Result<Response> {
     let req = req.body;
     if req.kind == register::RegistrationKind::Guest {
         return Err(Error::new(
@@ -79,7 +83,7 @@ async fn register(State(s): State<AppState>, req: Ruma<register::v3::Request>) -
         req.device_id.as_deref().map(|d| d.as_str()),
         req.initial_device_display_name,
         req.refresh_token,
-        None,
+        ip.0,
     )?;
     let mut res = register::v3::Response::new(user_id);
     res.access_token = Some(tokens.access_token);

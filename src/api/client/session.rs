@@ -44,6 +44,7 @@ fn invalid_login() -> Error {
 
 async fn login(
     State(s): State<AppState>,
+    ip: crate::http::ClientIp,
     req: Ruma<login::v3::Request>,
 ) -> RumaResult<login::v3::Response> {
     let req = req.body;
@@ -96,7 +97,7 @@ async fn login(
         req.device_id.as_deref().map(|d| d.as_str()),
         req.initial_device_display_name,
         req.refresh_token,
-        None,
+        ip.0,
     )?;
     let mut res = login::v3::Response::new(user_id, tokens.access_token, tokens.device_id);
     res.refresh_token = tokens.refresh_token;
