@@ -34,20 +34,6 @@ pub fn sha256_hex(data: &[u8]) -> String {
     hex::encode(Sha256::digest(data))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn random_strings_differ_and_have_the_right_alphabet() {
-        let a = random_alphanumeric(32);
-        let b = random_alphanumeric(32);
-        assert_ne!(a, b);
-        assert!(a.chars().all(|c| c.is_ascii_alphanumeric()));
-        assert_eq!(random_device_id().len(), 10);
-    }
-}
-
 /// A small bounded cache for immutable values (state snapshots, PDUs): two generations; when
 /// the young one fills it becomes the old one and the previous old one is dropped, so recently
 /// used entries survive and memory stays bounded at about `2 × capacity` entries.
@@ -95,5 +81,40 @@ impl<K: std::hash::Hash + Eq + Clone, V: Clone> GenerationalCache<K, V> {
             g.1 = std::mem::take(&mut g.0);
         }
         g.0.insert(key, value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn random_strings_differ_and_have_the_right_alphabet() {
+        let a = random_alphanumeric(32);
+        let b = random_alphanumeric(32);
+        assert_ne!(a, b);
+        assert!(a.chars().all(|c| c.is_ascii_alphanumeric()));
+        assert_eq!(random_device_id().len(), 10);
+    }
+
+    #[test]
+    fn generational_cache_keeps_recent_entries_and_stays_bounded() {
+        let cache = GenerationalCache::new(2);
+        cache.insert(1, "a");
+        cache.insert(2, "b");
+        cache.insert(3, "c"); // young generation full: 1 and 2 move to the old one
+        assert_eq!(
+            cache.get(&1),
+            Some("a"),
+            "old entries are still found (and promoted)"
+        );
+        cache.insert(4, "d");
+        cache.insert(5, "e");
+        assert_eq!(
+            cache.get(&2),
+            None,
+            "entries unused for two generations are dropped"
+        );
+        assert_eq!(cache.get(&5), Some("e"));
     }
 }

@@ -208,6 +208,16 @@ async fn knock(
     Ok(Json(json!({ "room_id": room_id })))
 }
 
+/// The current membership of the user a kick or unban names.
+fn target_membership(s: &AppState, raw_room_id: &str, raw_user_id: &str) -> Result<Option<String>> {
+    let room = s
+        .rooms
+        .room(&parse_room_id(raw_room_id)?)?
+        .ok_or_else(|| Error::forbidden("You are not in this room"))?;
+    let target = UserId::parse(raw_user_id).map_err(|_| Error::invalid_param("Invalid user ID"))?;
+    s.rooms.membership(room.short, &target)
+}
+
 /// A membership change on another user (invite, kick, ban, unban).
 async fn act_on(
     s: &AppState,
@@ -248,14 +258,8 @@ async fn kick(
 ) -> Result<Json<Value>> {
     // The endpoint refuses kicking someone who isn't in the room (the auth rules alone would
     // record a leave for them).
-    let room = s
-        .rooms
-        .room(&parse_room_id(&room_id)?)?
-        .ok_or_else(|| Error::forbidden("You are not in this room"))?;
-    let target =
-        UserId::parse(&body.user_id).map_err(|_| Error::invalid_param("Invalid user ID"))?;
     if !matches!(
-        s.rooms.membership(room.short, &target)?.as_deref(),
+        target_membership(&s, &room_id, &body.user_id)?.as_deref(),
         Some("join" | "invite" | "knock")
     ) {
         return Err(Error::forbidden("That user is not in the room"));
@@ -278,14 +282,7 @@ async fn unban(
     PathParams(room_id): PathParams<String>,
     JsonBody(body): JsonBody<TargetBody>,
 ) -> Result<Json<Value>> {
-    let room_id_parsed = parse_room_id(&room_id)?;
-    let room = s
-        .rooms
-        .room(&room_id_parsed)?
-        .ok_or_else(|| Error::forbidden("You are not in this room"))?;
-    let target =
-        UserId::parse(&body.user_id).map_err(|_| Error::invalid_param("Invalid user ID"))?;
-    if s.rooms.membership(room.short, &target)?.as_deref() != Some("ban") {
+    if target_membership(&s, &room_id, &body.user_id)?.as_deref() != Some("ban") {
         return Err(Error::forbidden("That user is not banned"));
     }
     act_on(&s, &me, &room_id, body, "leave").await
