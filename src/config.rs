@@ -74,7 +74,8 @@ pub struct Listeners {
     /// Server-server API address; none disables the federation listener.
     pub federation: Option<SocketAddr>,
     /// PEM certificate chain for the federation listener. With `tls_key`, the federation
-    /// listener speaks TLS; without, plain HTTP (behind a TLS-terminating proxy).
+    /// listener speaks TLS; without, plain HTTP (behind a TLS-terminating proxy). A file that
+    /// doesn't load stops the start with its path in the message.
     pub tls_cert: Option<PathBuf>,
     /// PEM private key for the federation listener.
     pub tls_key: Option<PathBuf>,

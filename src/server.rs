@@ -11,16 +11,24 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Open storage, bind every configured listener and serve until SIGINT/SIGTERM.
 ///
-/// Each bound address is printed on stdout as `listening <kind> http://ADDR`, which is how
-/// scripts and the test harness learn the port when the config asks for port 0.
+/// Each bound address is printed on stdout as `listening <kind> <scheme>://ADDR`, which is
+/// how scripts and the test harness learn the port when the config asks for port 0.
 pub async fn run(config: Config) -> Result<(), BoxError> {
-    if config.listeners.tls_cert.is_some() {
-        return Err(
-            "listeners.tls_cert: TLS on the federation listener is not implemented yet; \
-                    terminate TLS in a reverse proxy and leave tls_cert/tls_key unset"
-                .into(),
-        );
-    }
+    // Load the certificate before anything else, so a bad one fails the start at once.
+    let tls = match (&config.listeners.tls_cert, &config.listeners.tls_key) {
+        (Some(cert), Some(key)) => Some(
+            axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
+                .await
+                .map_err(|e| {
+                    format!(
+                        "listeners.tls_cert / tls_key ({}, {}): {e}",
+                        cert.display(),
+                        key.display()
+                    )
+                })?,
+        ),
+        _ => None,
+    };
     let services = Services::open(config.clone())
         .map_err(|e| format!("opening database {}: {e}", config.database.path.display()))?;
     if config.registration.mode == crate::config::RegistrationMode::Open {
@@ -48,16 +56,37 @@ pub async fn run(config: Config) -> Result<(), BoxError> {
     });
 
     if let Some(addr) = config.listeners.federation {
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|e| format!("listeners.federation {addr}: {e}"))?;
-        println!("listening federation http://{}", listener.local_addr()?);
         let app = crate::http::federation_app(Arc::clone(&services));
-        tasks.spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown_signal())
-                .await
-        });
+        match tls {
+            // TLS terminated here (the port 8448 that other servers connect to directly).
+            Some(tls) => {
+                let listener = std::net::TcpListener::bind(addr)
+                    .map_err(|e| format!("listeners.federation {addr}: {e}"))?;
+                listener.set_nonblocking(true)?;
+                println!("listening federation https://{}", listener.local_addr()?);
+                let handle = axum_server::Handle::new();
+                let shutdown = handle.clone();
+                tokio::spawn(async move {
+                    shutdown_signal().await;
+                    shutdown.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
+                });
+                let server =
+                    axum_server::tls_rustls::from_tcp_rustls(listener, tls)?.handle(handle);
+                tasks.spawn(async move { server.serve(app.into_make_service()).await });
+            }
+            // Plain HTTP, behind a TLS-terminating proxy.
+            None => {
+                let listener = TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| format!("listeners.federation {addr}: {e}"))?;
+                println!("listening federation http://{}", listener.local_addr()?);
+                tasks.spawn(async move {
+                    axum::serve(listener, app)
+                        .with_graceful_shutdown(shutdown_signal())
+                        .await
+                });
+            }
+        }
     }
     use std::io::Write;
     let _ = std::io::stdout().flush();

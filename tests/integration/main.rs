@@ -12,4 +12,5 @@ mod config;
 mod restart;
 mod rooms;
 mod sync;
+mod tls;
 mod websocket;
