@@ -52,7 +52,8 @@ pub struct Pdu {
     pub sender: OwnedUserId,
     pub origin_server_ts: MilliSecondsSinceUnixEpoch,
     pub kind: TimelineEventType,
-    pub content: Box<RawJsonValue>,
+    /// Shared, so cached events are handed out without copying.
+    pub content: std::sync::Arc<RawJsonValue>,
     pub state_key: Option<String>,
     pub prev_events: Vec<OwnedEventId>,
     pub auth_events: Vec<OwnedEventId>,
@@ -60,7 +61,8 @@ pub struct Pdu {
     pub depth: u64,
     pub rejected: bool,
     /// The complete signed PDU.
-    pub json: CanonicalJsonObject,
+    /// Shared, so cached events are handed out without copying.
+    pub json: std::sync::Arc<CanonicalJsonObject>,
 }
 
 fn bad(message: impl Into<String>) -> Error {
@@ -119,7 +121,9 @@ impl Pdu {
             .get("content")
             .cloned()
             .unwrap_or(CanonicalJsonValue::Object(Default::default()));
-        let content = serde_json::value::to_raw_value(&content).map_err(Error::internal)?;
+        let content: std::sync::Arc<RawJsonValue> = serde_json::value::to_raw_value(&content)
+            .map_err(Error::internal)?
+            .into();
         let depth = match json.get("depth") {
             Some(CanonicalJsonValue::Integer(i)) => u64::try_from(i64::from(*i)).unwrap_or(0),
             _ => 0,
@@ -138,7 +142,7 @@ impl Pdu {
             redacts,
             depth,
             rejected: false,
-            json,
+            json: std::sync::Arc::new(json),
         })
     }
 

@@ -398,7 +398,7 @@ impl Rooms {
             state_after: room.current_snapshot,
             state_before,
             soft_failed: false,
-            json: serde_json::to_value(&pdu.json).map_err(Error::internal)?,
+            json: serde_json::to_value(&*pdu.json).map_err(Error::internal)?,
         };
         PDUS.put(batch, short.to_be_bytes().to_vec(), &record);
         TIMELINE.put(

@@ -163,11 +163,31 @@ impl Rooms {
         backwards: bool,
         limit: usize,
     ) -> Result<Vec<TimelineEntry>> {
+        self.timeline_page_above(room_short, from, backwards, limit, None)
+    }
+
+    /// [`Self::timeline_page`] that, going backwards, stops above position `floor` without
+    /// reading further: an incremental sync reads only what is new.
+    pub fn timeline_page_above(
+        &self,
+        room_short: u64,
+        from: u64,
+        backwards: bool,
+        limit: usize,
+        floor: Option<u64>,
+    ) -> Result<Vec<TimelineEntry>> {
         let prefix = room_short.to_be_bytes();
         let rows = if backwards {
+            let start = match floor {
+                Some(f) => KeyBuilder::new()
+                    .u64(room_short)
+                    .u64(f.saturating_add(1))
+                    .build(),
+                None => prefix.to_vec(),
+            };
             let end = KeyBuilder::new().u64(room_short).u64(from).build();
             self.db
-                .scan_range(TIMELINE.name, &prefix, Some(&end), true, limit)?
+                .scan_range(TIMELINE.name, &start, Some(&end), true, limit)?
         } else {
             let start = KeyBuilder::new()
                 .u64(room_short)

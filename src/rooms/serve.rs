@@ -63,7 +63,7 @@ impl Rooms {
             .ok_or_else(|| Error::internal("event of unknown room"))?;
         let version = RoomVersionId::try_from(room.version.as_str()).map_err(Error::internal)?;
         let rules = rules_of(&version)?;
-        let redacted = ruma::canonical_json::redact(pdu.json.clone(), &rules.redaction, None)
+        let redacted = ruma::canonical_json::redact((*pdu.json).clone(), &rules.redaction, None)
             .map_err(Error::internal)?;
         let redacted = Pdu::from_json(pdu.event_id.clone(), pdu.room_id.clone(), redacted)?;
         let mut event = self.plain_client_event(&redacted);

@@ -276,7 +276,9 @@ impl SyncService {
         let mut cursor = upto.saturating_add(1);
         let mut exhausted = false;
         'walk: loop {
-            let page = self.rooms.timeline_page(room.short, cursor, true, 100)?;
+            let page = self
+                .rooms
+                .timeline_page_above(room.short, cursor, true, 100, since)?;
             let last_page = page.len() < 100;
             for entry in page {
                 cursor = entry.pos;

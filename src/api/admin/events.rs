@@ -30,6 +30,6 @@ async fn pdu(
         "event_id": pdu.event_id,
         "room_id": pdu.room_id,
         "room_version": room.version,
-        "pdu": pdu.json,
+        "pdu": &*pdu.json,
     })))
 }
