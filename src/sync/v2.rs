@@ -71,6 +71,8 @@ pub struct SyncParams {
     pub timeout: Duration,
     /// `set_presence`: none leaves presence as it is.
     pub set_presence: Option<String>,
+    /// `use_state_after`: answer `state_after` (state up to the end of the timeline).
+    pub use_state_after: bool,
 }
 
 pub fn token(pos: u64) -> String {
@@ -323,7 +325,23 @@ impl SyncService {
                 .map_or(0, |(_, r)| r.state_before),
             None => self.rooms.snapshot_at(room.short, upto)?,
         };
-        let mut state: Vec<Pdu> = if first_sync {
+        // `use_state_after` (v1.16): the state up to the *end* of the timeline instead, so the
+        // client never has to apply timeline events to its state.
+        let mut state: Vec<Pdu> = if params.use_state_after {
+            let end_snapshot = match timeline.last() {
+                Some(last) => self
+                    .rooms
+                    .pdu_with_record(&last.pdu.event_id)?
+                    .map_or(0, |(_, r)| r.state_after),
+                None => self.rooms.snapshot_at(room.short, upto)?,
+            };
+            if first_sync {
+                self.rooms.state_at(end_snapshot)?
+            } else {
+                let since_snapshot = self.rooms.snapshot_at(room.short, since.unwrap_or(0))?;
+                self.rooms.state_diff(since_snapshot, end_snapshot)?
+            }
+        } else if first_sync {
             self.rooms.state_at(start_snapshot)?
         } else if limited {
             let since_snapshot = self.rooms.snapshot_at(room.short, since.unwrap_or(0))?;
@@ -381,9 +399,14 @@ impl SyncService {
             .iter()
             .map(|p| self.rooms.client_event(p))
             .collect::<Result<Vec<_>>>()?;
+        let state_key = if params.use_state_after {
+            "state_after"
+        } else {
+            "state"
+        };
         let mut body = json!({
             "timeline": { "events": events, "limited": limited, "prev_batch": prev_batch },
-            "state": { "events": state },
+            state_key: { "events": state },
             "account_data": { "events": room_account_data },
         });
         if left_at.is_none() {

@@ -158,3 +158,75 @@ async fn every_syncer_sees_every_event_once_in_room_order() {
         }
     }
 }
+
+#[tokio::test]
+async fn use_state_after_gives_the_state_at_the_end_of_the_timeline() {
+    let server = Server::start().await;
+    let (_, token, _) = server.register(&unique("sa"), "pw").await;
+    let (_, body) = server
+        .request(
+            Method::POST,
+            "/_matrix/client/v3/createRoom",
+            Some(&token),
+            Some(json!({"name": "Before"})),
+        )
+        .await;
+    let room = body["room_id"].as_str().unwrap().to_owned();
+    let path = "/_matrix/client/v3/sync?use_state_after=true";
+    let (_, initial) = server.request(Method::GET, path, Some(&token), None).await;
+    let joined = &initial["rooms"]["join"][&room];
+    assert!(joined.get("state").is_none(), "state is omitted: {joined}");
+    let names: Vec<&Value> = joined["state_after"]["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "m.room.name")
+        .collect();
+    assert_eq!(
+        names.len(),
+        1,
+        "the name is in state_after even though it is in the timeline too"
+    );
+
+    let since = initial["next_batch"].as_str().unwrap();
+    let name_path = format!("/_matrix/client/v3/rooms/{room}/state/m.room.name/");
+    server
+        .request(
+            Method::PUT,
+            &name_path,
+            Some(&token),
+            Some(json!({"name": "After"})),
+        )
+        .await;
+    let (_, incremental) = server
+        .request(
+            Method::GET,
+            &format!("{path}&since={since}"),
+            Some(&token),
+            None,
+        )
+        .await;
+    let joined = &incremental["rooms"]["join"][&room];
+    let after: Vec<&Value> = joined["state_after"]["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .collect();
+    assert_eq!(after.len(), 1, "only what changed: {joined}");
+    assert_eq!(after[0]["content"]["name"], "After");
+    // Without the parameter: `state` (empty here, the change is in the timeline) and no `state_after`.
+    let (_, plain) = server
+        .request(
+            Method::GET,
+            &format!("/_matrix/client/v3/sync?since={since}"),
+            Some(&token),
+            None,
+        )
+        .await;
+    let joined = &plain["rooms"]["join"][&room];
+    assert!(
+        joined.get("state_after").is_none()
+            && joined["state"]["events"].as_array().unwrap().is_empty(),
+        "{joined}"
+    );
+}

@@ -33,6 +33,9 @@ struct SyncQuery {
     filter: Option<String>,
     timeout: Option<String>,
     full_state: Option<String>,
+    use_state_after: Option<String>,
+    #[serde(rename = "org.matrix.msc4222.use_state_after")]
+    use_state_after_unstable: Option<String>,
     set_presence: Option<String>,
 }
 
@@ -72,12 +75,26 @@ async fn sync(
             ));
         }
     };
+    let use_state_after = match q
+        .use_state_after
+        .as_deref()
+        .or(q.use_state_after_unstable.as_deref())
+    {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(_) => {
+            return Err(Error::invalid_param(
+                "use_state_after must be true or false",
+            ));
+        }
+    };
     let params = SyncParams {
         since,
         full_state,
         filter,
         timeout: Duration::from_millis(timeout as u64),
         set_presence,
+        use_state_after,
     };
     Ok(Json(s.sync.sync(&me.0, &params).await?))
 }

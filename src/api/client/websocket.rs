@@ -156,6 +156,7 @@ impl Connection {
                 filter,
                 timeout: PING_INTERVAL,
                 set_presence: self.set_presence.clone().or_else(|| Some("online".into())),
+                use_state_after: false,
             };
             // Wait for news, answering pings and noticing a close meanwhile.
             let (body, news) = tokio::select! {
