@@ -6,7 +6,7 @@ FROM rust:1.95-bookworm AS build
 RUN apt-get update && apt-get install -y --no-install-recommends libclang-dev && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
-# benches/ too: cargo checks that the targets the manifest declares exist.
+# benches/ too: the manifest declares bench targets there.
 COPY src ./src
 COPY benches ./benches
 RUN cargo build --release --locked && cp target/release/roost /roost
