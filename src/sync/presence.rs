@@ -74,8 +74,21 @@ impl Presence {
         if refresh_only
             && let Some(p) = &previous
             && p.presence == presence
-            && now_ms().saturating_sub(p.last_active_ms) < REFRESH_MS
         {
+            // Nothing others would see changed: refresh `last_active` quietly (no stream
+            // position, nobody woken), at most once a minute. Waking a room's every member on
+            // each member's periodic refresh is quadratic in the room's size.
+            if now_ms().saturating_sub(p.last_active_ms) >= REFRESH_MS {
+                let mut refreshed = p.clone();
+                refreshed.last_active_ms = now_ms();
+                let mut batch = Batch::new();
+                PRESENCE.put(
+                    &mut batch,
+                    KeyBuilder::new().str(user.as_str()).build(),
+                    &refreshed,
+                );
+                self.db.write(batch)?;
+            }
             return Ok(());
         }
         let status_msg = match status_msg {
@@ -166,23 +179,37 @@ impl Presence {
         if !self.enabled {
             return Ok(Vec::new());
         }
-        let mut audience = self.audience(viewer)?;
-        audience.insert(viewer.to_string());
         let users: Vec<String> = match since {
-            None => audience.into_iter().collect(),
-            Some(since) => self
-                .db
-                .scan_range(
-                    PRESENCE_CHANGES.name,
-                    &since.saturating_add(1).to_be_bytes(),
-                    Some(&upto.saturating_add(1).to_be_bytes()),
-                    false,
-                    usize::MAX,
-                )?
-                .into_iter()
-                .filter_map(|(_, v)| serde_json::from_slice::<String>(&v).ok())
-                .filter(|u| audience.contains(u))
-                .collect(),
+            None => {
+                let mut audience = self.audience(viewer)?;
+                audience.insert(viewer.to_string());
+                audience.into_iter().collect()
+            }
+            Some(since) => {
+                // What changed first: usually nothing, and then the audience (everyone in the
+                // viewer's rooms, costly in big rooms) is never computed.
+                let changed: Vec<String> = self
+                    .db
+                    .scan_range(
+                        PRESENCE_CHANGES.name,
+                        &since.saturating_add(1).to_be_bytes(),
+                        Some(&upto.saturating_add(1).to_be_bytes()),
+                        false,
+                        usize::MAX,
+                    )?
+                    .into_iter()
+                    .filter_map(|(_, v)| serde_json::from_slice::<String>(&v).ok())
+                    .collect();
+                if changed.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let mut audience = self.audience(viewer)?;
+                audience.insert(viewer.to_string());
+                changed
+                    .into_iter()
+                    .filter(|u| audience.contains(u))
+                    .collect()
+            }
         };
         let mut events = Vec::new();
         for user in users {
