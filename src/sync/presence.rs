@@ -95,6 +95,24 @@ impl Presence {
             Some(s) => s,
             None => previous.as_ref().and_then(|p| p.status_msg.clone()),
         };
+        // A first record that says `offline` with no message shows others nothing new (no
+        // presence reads as offline): store it without publishing a change to the room.
+        if previous.is_none() && presence == "offline" && status_msg.is_none() {
+            let record = PresenceRecord {
+                presence: presence.to_owned(),
+                status_msg,
+                last_active_ms: now_ms(),
+                stream_pos: 0,
+            };
+            let mut batch = Batch::new();
+            PRESENCE.put(
+                &mut batch,
+                KeyBuilder::new().str(user.as_str()).build(),
+                &record,
+            );
+            self.db.write(batch)?;
+            return Ok(());
+        }
         let permit = self.stream.reserve()?;
         let mut batch = Batch::new();
         if let Some(p) = &previous {
@@ -146,9 +164,26 @@ impl Presence {
         Ok(out)
     }
 
+    /// Whether `user` is joined to one of `viewer`'s joined rooms: a lookup per room of the
+    /// viewer, not a walk over every member.
+    fn shares_room(&self, viewer: &UserId, user: &str) -> Result<bool> {
+        let Ok(user) = UserId::parse(user) else {
+            return Ok(false);
+        };
+        for (room_id, membership) in self.rooms.rooms_of(viewer)? {
+            if membership == "join"
+                && let Some(room) = self.rooms.room(&room_id)?
+                && self.rooms.membership(room.short, &user)?.as_deref() == Some("join")
+            {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     /// Whether `viewer` may see `user`'s presence: themselves, or someone sharing a room.
     pub fn may_see(&self, viewer: &UserId, user: &UserId) -> Result<bool> {
-        Ok(viewer == user || self.audience(viewer)?.contains(user.as_str()))
+        Ok(viewer == user || self.shares_room(viewer, user.as_str())?)
     }
 
     /// The presence content clients see, with idle time applied.
@@ -203,12 +238,13 @@ impl Presence {
                 if changed.is_empty() {
                     return Ok(Vec::new());
                 }
-                let mut audience = self.audience(viewer)?;
-                audience.insert(viewer.to_string());
-                changed
-                    .into_iter()
-                    .filter(|u| audience.contains(u))
-                    .collect()
+                let mut visible = Vec::new();
+                for user in changed {
+                    if user == viewer.as_str() || self.shares_room(viewer, &user)? {
+                        visible.push(user);
+                    }
+                }
+                visible
             }
         };
         let mut events = Vec::new();
