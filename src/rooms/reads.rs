@@ -297,3 +297,25 @@ impl Rooms {
             .collect()
     }
 }
+
+impl Rooms {
+    /// Whether `user` meets a restricted join rule's `allow` conditions: joined to one of the
+    /// rooms it names (`m.room_membership`).
+    pub fn meets_join_allow(&self, join_rules: &serde_json::Value, user: &UserId) -> bool {
+        join_rules["allow"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|allow| {
+                allow["type"] == "m.room_membership"
+                    && allow["room_id"]
+                        .as_str()
+                        .and_then(|r| RoomId::parse(r).ok())
+                        .and_then(|r| self.room(&r).ok().flatten())
+                        .is_some_and(|other| {
+                            self.membership(other.short, user).ok().flatten().as_deref()
+                                == Some("join")
+                        })
+            })
+    }
+}

@@ -152,25 +152,7 @@ fn restricted_join_authoriser(
     ) {
         return Ok(None);
     }
-    let allowed = rules["allow"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .any(|allow| {
-            allow["type"] == "m.room_membership"
-                && allow["room_id"]
-                    .as_str()
-                    .and_then(|r| ruma::RoomId::parse(r).ok())
-                    .and_then(|r| s.rooms.room(&r).ok().flatten())
-                    .is_some_and(|other| {
-                        s.rooms
-                            .membership(other.short, user)
-                            .ok()
-                            .flatten()
-                            .as_deref()
-                            == Some("join")
-                    })
-        });
+    let allowed = s.rooms.meets_join_allow(&rules, user);
     if !allowed {
         return Ok(None);
     }

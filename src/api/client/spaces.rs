@@ -57,20 +57,7 @@ fn accessible(s: &AppState, room_id: &ruma::RoomId, user: &UserId) -> Result<boo
     }
     if join_rule == "restricted"
         && let Some(rule) = &rule
-        && rule["allow"].as_array().into_iter().flatten().any(|a| {
-            a["room_id"]
-                .as_str()
-                .and_then(|r| ruma::RoomId::parse(r).ok())
-                .and_then(|r| s.rooms.room(&r).ok().flatten())
-                .is_some_and(|other| {
-                    s.rooms
-                        .membership(other.short, user)
-                        .ok()
-                        .flatten()
-                        .as_deref()
-                        == Some("join")
-                })
-        })
+        && s.rooms.meets_join_allow(rule, user)
     {
         return Ok(true);
     }
