@@ -5,6 +5,7 @@ use ruma::room_version_rules::RoomVersionRules;
 use ruma::{DeviceId, EventId, OwnedEventId, OwnedRoomId, RoomId, RoomVersionId, UserId};
 
 use super::Rooms;
+use super::state;
 use super::tables::{
     EVENT_SHORTS, EVENT_TXNS, EXTREMITIES, EventTxn, PDUS, PduRecord, REDACTIONS, ROOM_MEMBERS,
     ROOM_STATE, ROOMS, RoomRecord, TIMELINE, TXN_IDS, USER_ROOMS,
@@ -190,7 +191,7 @@ impl Rooms {
         let mut room = RoomRecord {
             short: self.ids.reserve()?.pos(),
             version: version.to_string(),
-            current_snapshot: 0,
+            current_snapshot: state::EMPTY,
             layers_since_full: 0,
         };
         let mut batch = Batch::new();
@@ -353,7 +354,7 @@ impl Rooms {
         if let Some(state_key) = &pdu.state_key {
             let kind = pdu.kind.to_string();
             let key_short = self.state.state_key_short_or_create(&kind, state_key)?;
-            let parent = (room.current_snapshot != 0).then_some(room.current_snapshot);
+            let parent = (room.current_snapshot != state::EMPTY).then_some(room.current_snapshot);
             // A staged parent is not in the database yet: never fold it into a full layer.
             let layers_since_full = if staged { 0 } else { room.layers_since_full };
             let (snapshot, layers) =

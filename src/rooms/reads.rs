@@ -86,9 +86,6 @@ impl Rooms {
 
     /// The state events of a snapshot (the state at some point in the room's history).
     pub fn state_at(&self, snapshot: u64) -> Result<Vec<Pdu>> {
-        if snapshot == 0 {
-            return Ok(Vec::new());
-        }
         self.state
             .load(snapshot)?
             .values()
@@ -104,9 +101,6 @@ impl Rooms {
         kind: &str,
         state_key: &str,
     ) -> Result<Option<Pdu>> {
-        if snapshot == 0 {
-            return Ok(None);
-        }
         let Some(key_short) = self.state.state_key_short(kind, state_key)? else {
             return Ok(None);
         };
@@ -271,24 +265,17 @@ impl Rooms {
         match last.first() {
             Some(entry) => Ok(self
                 .pdu_with_record(&entry.pdu.event_id)?
-                .map_or(0, |(_, r)| r.state_after)),
-            None => Ok(0),
+                .map_or(super::state::EMPTY, |(_, r)| r.state_after)),
+            None => Ok(super::state::EMPTY),
         }
     }
 }
 
 impl Rooms {
     /// The state events that differ between two snapshots: what a client holding `from` needs
-    /// to reach `to` (0 is the empty state).
+    /// to reach `to`.
     pub fn state_diff(&self, from: u64, to: u64) -> Result<Vec<Pdu>> {
-        let load = |s: u64| {
-            if s == 0 {
-                Ok(Default::default())
-            } else {
-                self.state.load(s)
-            }
-        };
-        let (before, after) = (load(from)?, load(to)?);
+        let (before, after) = (self.state.load(from)?, self.state.load(to)?);
         after
             .iter()
             .filter(|(key, event)| before.get(key) != Some(event))

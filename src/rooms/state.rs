@@ -19,6 +19,9 @@ pub const FULL_LAYER_EVERY: u32 = 32;
 /// A state set: `state_key_short → event_short`.
 pub type StateSet = BTreeMap<u64, u64>;
 
+/// The snapshot id of the empty state: the state before a room's create event.
+pub const EMPTY: u64 = 0;
+
 pub struct StateStore {
     db: Arc<dyn KvEngine>,
     ids: Arc<StreamCounter>,
@@ -73,8 +76,12 @@ impl StateStore {
             .ok_or_else(|| Error::internal(format!("unknown state key short {short}")))
     }
 
-    /// The complete state set of a snapshot (cached: snapshots are immutable).
+    /// The complete state set of a snapshot (cached: snapshots are immutable); [`EMPTY`] is
+    /// the empty set.
     pub fn load(&self, snapshot_id: u64) -> Result<Arc<StateSet>> {
+        if snapshot_id == EMPTY {
+            return Ok(Arc::default());
+        }
         if let Some(set) = self.cache.get(&snapshot_id) {
             return Ok(set);
         }

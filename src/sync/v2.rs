@@ -322,7 +322,7 @@ impl SyncService {
             Some(first) => self
                 .rooms
                 .pdu_with_record(&first.pdu.event_id)?
-                .map_or(0, |(_, r)| r.state_before),
+                .map_or(crate::rooms::state::EMPTY, |(_, r)| r.state_before),
             None => self.rooms.snapshot_at(room.short, upto)?,
         };
         // `use_state_after` (v1.16): the state up to the *end* of the timeline instead, so the
@@ -332,7 +332,7 @@ impl SyncService {
                 Some(last) => self
                     .rooms
                     .pdu_with_record(&last.pdu.event_id)?
-                    .map_or(0, |(_, r)| r.state_after),
+                    .map_or(crate::rooms::state::EMPTY, |(_, r)| r.state_after),
                 None => self.rooms.snapshot_at(room.short, upto)?,
             };
             if first_sync {
