@@ -4,7 +4,7 @@ use ruma::events::TimelineEventType;
 use ruma::room_version_rules::{EventsReferenceFormatVersion, RoomVersionRules};
 use ruma::{
     CanonicalJsonObject, CanonicalJsonValue, EventId, MilliSecondsSinceUnixEpoch, OwnedEventId,
-    OwnedRoomId, OwnedUserId, RoomId, RoomVersionId, UInt, UserId,
+    OwnedRoomId, OwnedUserId, RoomId, UInt, UserId,
 };
 use serde_json::value::RawValue as RawJsonValue;
 use serde_json::{Map, Value};
@@ -152,7 +152,6 @@ impl Pdu {
     pub fn build(
         template: PduTemplate,
         room_id: Option<&RoomId>,
-        version: &RoomVersionId,
         rules: &RoomVersionRules,
         sender: &UserId,
         prev: &[&Pdu],
@@ -223,7 +222,6 @@ impl Pdu {
                 RoomId::parse(format!("!{}", &event_id.as_str()[1..])).map_err(Error::internal)?
             }
         };
-        let _ = version;
         Self::from_json(event_id, room_id, json)
     }
 

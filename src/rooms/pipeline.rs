@@ -110,7 +110,6 @@ impl Rooms {
         let create = Pdu::build(
             template,
             room_id.as_deref(),
-            version,
             &rules,
             creator,
             &[],
@@ -154,7 +153,6 @@ impl Rooms {
             let pdu = Pdu::build(
                 template,
                 Some(&room_id),
-                version,
                 &rules,
                 creator,
                 &[prev],
@@ -266,7 +264,6 @@ impl Rooms {
         let pdu = Pdu::build(
             template,
             Some(room_id),
-            &version,
             &rules,
             sender,
             &prev_refs,
