@@ -79,6 +79,17 @@ pub fn token(pos: u64) -> String {
     format!("s{pos}")
 }
 
+/// The user's membership in a room being synced.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Membership {
+    /// Joined; `in_window`: the join is in this response's window, so the client gets the
+    /// room's full state.
+    Joined {
+        in_window: bool,
+    },
+    Left,
+}
+
 /// A room's part of a response, and whether it carries anything.
 struct RoomSection {
     body: Value,
@@ -164,7 +175,17 @@ impl SyncService {
             let section = match membership.as_str() {
                 "join" => Some((
                     &mut join,
-                    self.joined_room(who, &room_id, &room, since, upto, params, None)?,
+                    self.joined_room(
+                        who,
+                        &room_id,
+                        &room,
+                        since,
+                        upto,
+                        params,
+                        Membership::Joined {
+                            in_window: since.is_some() && changed_in_window,
+                        },
+                    )?,
                 )),
                 "invite" if changed_in_window => {
                     let state = self.stripped_state(&room, own.as_ref().map(|(p, _)| p))?;
@@ -193,7 +214,15 @@ impl SyncService {
                     let until = own.as_ref().map_or(upto, |(_, pos)| *pos);
                     Some((
                         &mut leave,
-                        self.joined_room(who, &room_id, &room, since, until, params, Some(until))?,
+                        self.joined_room(
+                            who,
+                            &room_id,
+                            &room,
+                            since,
+                            until,
+                            params,
+                            Membership::Left,
+                        )?,
                     ))
                 }
                 _ => None,
@@ -253,7 +282,8 @@ impl SyncService {
         Ok(Some((pdu, pos)))
     }
 
-    /// A joined (or, with `left_at`, a left) room: timeline, state, account data, summary.
+    /// A joined or left room: timeline, state, account data (and, joined, ephemeral events and
+    /// the summary). A left room's `upto` is its leave.
     #[allow(clippy::too_many_arguments)]
     fn joined_room(
         &self,
@@ -263,7 +293,7 @@ impl SyncService {
         since: Option<u64>,
         upto: u64,
         params: &SyncParams,
-        left_at: Option<u64>,
+        membership: Membership,
     ) -> Result<RoomSection> {
         let filter = &params.filter.room;
         let limit = filter
@@ -310,13 +340,7 @@ impl SyncService {
         // State: everything at the start of the timeline for a first sync of this room (initial
         // sync, full_state, or the user joined in this window); otherwise what changed in a gap
         // the timeline doesn't cover.
-        let joined_now = left_at.is_none()
-            && since.is_some_and(|s| {
-                self.own_membership(room, who)
-                    .ok()
-                    .flatten()
-                    .is_some_and(|(_, pos)| pos > s)
-            });
+        let joined_now = matches!(membership, Membership::Joined { in_window: true });
         let first_sync = since.is_none() || params.full_state || joined_now;
         let start_snapshot = match timeline.first() {
             Some(first) => self
@@ -370,7 +394,7 @@ impl SyncService {
         .collect();
 
         let mut ephemeral = Vec::new();
-        if left_at.is_none() {
+        if membership != Membership::Left {
             if let Some(typers) = self.typing.changed(room_id, since, upto) {
                 ephemeral.push(json!({ "type": "m.typing", "content": { "user_ids": typers } }));
             }
@@ -409,7 +433,7 @@ impl SyncService {
             state_key: { "events": state },
             "account_data": { "events": room_account_data },
         });
-        if left_at.is_none() {
+        if membership != Membership::Left {
             body["ephemeral"] = json!({ "events": ephemeral });
             body["unread_notifications"] = json!({ "notification_count": 0, "highlight_count": 0 });
             let membership_changed = first_sync
