@@ -27,11 +27,14 @@ where
                 "Content not JSON.",
             ));
         }
-        ensure_json(&bytes)?;
-        serde_json::from_slice(&bytes)
-            .map(JsonBody)
-            .map_err(|e| Error::bad_json(e.to_string()))
+        parse(&bytes).map(JsonBody)
     }
+}
+
+/// A body that must be JSON (`M_NOT_JSON`) of the expected shape (`M_BAD_JSON`).
+fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+    ensure_json(bytes)?;
+    serde_json::from_slice(bytes).map_err(|e| Error::bad_json(e.to_string()))
 }
 
 /// Path parameters for handlers without a ruma type; a bad parameter is 400 `M_INVALID_PARAM`.
@@ -71,10 +74,7 @@ where
         if bytes.is_empty() {
             return Ok(Self(T::default()));
         }
-        ensure_json(&bytes)?;
-        serde_json::from_slice(&bytes)
-            .map(JsonOrEmpty)
-            .map_err(|e| Error::bad_json(e.to_string()))
+        parse(&bytes).map(JsonOrEmpty)
     }
 }
 
