@@ -770,10 +770,18 @@ impl Bench {
                     "presence": {"types": []}, "account_data": {"types": []}})
             .to_string(),
         );
+        let presence = if self.args.set_presence.is_empty() {
+            String::new()
+        } else {
+            format!("&set_presence={}", enc(&self.args.set_presence))
+        };
         let t1 = Instant::now();
         let sinces: Vec<String> = stream::iter(receivers.iter().enumerate())
             .map(|(i, r)| {
-                let path = format!("{CLIENT_API}/sync?timeout=0&filter={setup_filter}");
+                // The receivers' presence from their first sync on: a setup sync without it
+                // would bring them all online (the server default) and make the first
+                // messages carry a presence storm.
+                let path = format!("{CLIENT_API}/sync?timeout=0&filter={setup_filter}{presence}");
                 async move {
                     let (_, d) = api
                         .call(
@@ -807,6 +815,7 @@ impl Bench {
             tag: format!("fan-{}", self.run_id),
             m,
             t_send: (0..m).map(|_| AtomicU64::new(0)).collect(),
+            worst_us: (0..m).map(|_| AtomicU64::new(0)).collect(),
             delivery: Mutex::new(Vec::with_capacity(k * m)),
             last_delivery: AtomicU64::new(0),
             started: AtomicUsize::new(0),
@@ -817,11 +826,6 @@ impl Bench {
             reconnects: AtomicU64::new(0),
             stop: AtomicBool::new(false),
         });
-        let presence = if self.args.set_presence.is_empty() {
-            String::new()
-        } else {
-            format!("&set_presence={}", enc(&self.args.set_presence))
-        };
         let mut tasks = Vec::with_capacity(k);
         for (i, ((r, fid), since)) in receivers.iter().zip(&fids).zip(sinces).enumerate() {
             let ctx = ctx.clone();
@@ -874,11 +878,13 @@ impl Bench {
         ));
         let a = snapshot(self.args.pid);
         let send_lat = Mutex::new(Vec::with_capacity(m));
+        let send_lat_by_seq: Vec<AtomicU64> = (0..m).map(|_| AtomicU64::new(0)).collect();
         let next = AtomicUsize::new(0);
         let rate = self.args.rate;
         let t_start = Instant::now();
         let workers = (0..self.args.fanout_send_concurrency.max(1)).map(|_| {
             let (next, send_lat, ctx, sender, room) = (&next, &send_lat, &ctx, &sender, &room);
+            let send_lat_by_seq = &send_lat_by_seq;
             async move {
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
@@ -894,6 +900,7 @@ impl Bench {
                     let t = Instant::now();
                     ctx.t_send[i].store(ctx.ns(t), Ordering::Release);
                     sender.send(api, 0, room, &c).await?;
+                    send_lat_by_seq[i].store(t.elapsed().as_micros() as u64, Ordering::Relaxed);
                     send_lat
                         .lock()
                         .unwrap()
@@ -969,6 +976,26 @@ impl Bench {
             Some(delivered),
         );
         let d = &r["delivery_ms"];
+        let mut worst: Vec<(u64, usize)> = ctx
+            .worst_us
+            .iter()
+            .enumerate()
+            .map(|(i, w)| (w.load(Ordering::Relaxed), i))
+            .collect();
+        worst.sort_unstable_by(|a, b| b.cmp(a));
+        log(format!(
+            "slowest messages (seq: worst delivery / send ms): {}",
+            worst
+                .iter()
+                .take(8)
+                .map(|(w, i)| format!(
+                    "{i}: {:.0}/{:.0}",
+                    *w as f64 / 1e3,
+                    send_lat_by_seq[*i].load(Ordering::Relaxed) as f64 / 1e3
+                ))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
         log(format!(
             "SUMMARY {scenario} {k} rx x {m} msgs: {delivered}/{} delivered ({} missing), {} deliveries/s, \
              latency p50 {} / p99 {} / max {} ms, sender {} msgs/s, sync errors {}, \
@@ -996,6 +1023,8 @@ struct FanCtx {
     m: usize,
     /// ns since `base` (+1) just before each message's PUT; 0 = not sent yet.
     t_send: Vec<AtomicU64>,
+    /// per message: the slowest delivery, µs (to see whether stalls cluster)
+    worst_us: Vec<AtomicU64>,
     /// delivery latencies, ms
     delivery: Mutex<Vec<f64>>,
     last_delivery: AtomicU64,
@@ -1052,7 +1081,9 @@ impl FanCtx {
             }
             seen[sq] = true;
             *n_seen += 1;
-            lat.push((rx.saturating_sub(ts)) as f64 / 1e6);
+            let ns = rx.saturating_sub(ts);
+            self.worst_us[sq].fetch_max(ns / 1000, Ordering::Relaxed);
+            lat.push(ns as f64 / 1e6);
         }
         if !lat.is_empty() {
             self.delivery.lock().unwrap().extend(lat);

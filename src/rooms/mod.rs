@@ -18,6 +18,7 @@ pub mod reads;
 pub mod redaction;
 pub mod relations;
 pub mod reports;
+pub mod roster;
 pub mod serve;
 pub mod state;
 pub mod tables;
@@ -50,6 +51,8 @@ pub struct Rooms {
     alias_lock: parking_lot::Mutex<()>,
     /// Recently read events, decoded.
     pdu_cache: crate::util::GenerationalCache<u64, Arc<(crate::events::Pdu, tables::PduRecord)>>,
+    /// Rosters by room short id, tagged with the snapshot they were read at.
+    roster_cache: crate::util::GenerationalCache<u64, (u64, Arc<roster::Roster>)>,
 }
 
 impl Rooms {
@@ -72,6 +75,7 @@ impl Rooms {
             locks: parking_lot::Mutex::new(HashMap::new()),
             alias_lock: parking_lot::Mutex::new(()),
             pdu_cache: crate::util::GenerationalCache::new(4096),
+            roster_cache: crate::util::GenerationalCache::new(1024),
         }
     }
 

@@ -432,10 +432,9 @@ impl Rooms {
     /// for a membership change, its target.
     fn publish(&self, room: &RoomRecord, pdu: &Pdu, pos: u64) -> Result<()> {
         let mut users: Vec<String> = self
-            .members(room.short)?
-            .into_iter()
-            .filter(|(_, m)| matches!(m.as_str(), "join" | "invite" | "knock"))
-            .map(|(u, _)| u)
+            .roster(room)?
+            .with(&["join", "invite", "knock"])
+            .map(str::to_owned)
             .collect();
         if pdu.kind == TimelineEventType::RoomMember
             && let Some(target) = &pdu.state_key

@@ -16,6 +16,8 @@ use crate::storage::keys::{KeyBuilder, KeyReader};
 pub struct TimelineEntry {
     pub pos: u64,
     pub pdu: Pdu,
+    /// The event's record (state before/after, for visibility and state lookups).
+    pub record: PduRecord,
 }
 
 impl Rooms {
@@ -32,10 +34,11 @@ impl Rooms {
         if let Some(cached) = self.pdu_cache.get(&short) {
             return Ok(Some((*cached).clone()));
         }
-        let Some(record) = PDUS.get(&*self.db, &short.to_be_bytes())? else {
+        let Some(mut record) = PDUS.get(&*self.db, &short.to_be_bytes())? else {
             return Ok(None);
         };
-        let json = serde_json::from_value(record.json.clone()).map_err(Error::internal)?;
+        let json =
+            serde_json::from_value(std::mem::take(&mut record.json)).map_err(Error::internal)?;
         let room_id = OwnedRoomId::try_from(record.room_id.as_str()).map_err(Error::internal)?;
         let event_id =
             ruma::OwnedEventId::try_from(record.event_id.as_str()).map_err(Error::internal)?;
@@ -65,12 +68,24 @@ impl Rooms {
         kind: &str,
         state_key: &str,
     ) -> Result<Option<Pdu>> {
+        Ok(self
+            .current_state_entry(room_short, kind, state_key)?
+            .map(|(p, _)| p))
+    }
+
+    /// [`Self::current_state_event`] with the event's record.
+    pub fn current_state_entry(
+        &self,
+        room_short: u64,
+        kind: &str,
+        state_key: &str,
+    ) -> Result<Option<(Pdu, PduRecord)>> {
         let Some(key_short) = self.state.state_key_short(kind, state_key)? else {
             return Ok(None);
         };
         let key = KeyBuilder::new().u64(room_short).u64(key_short).build();
         match ROOM_STATE.get(&*self.db, &key)? {
-            Some(event_short) => Ok(self.pdu_by_short(event_short)?.map(|(p, _)| p)),
+            Some(event_short) => self.pdu_by_short(event_short),
             None => Ok(None),
         }
     }
@@ -121,8 +136,9 @@ impl Rooms {
         )?)
     }
 
-    /// `(user_id, membership)` of everyone with a membership in the room.
-    pub fn members(&self, room_short: u64) -> Result<Vec<(String, String)>> {
+    /// `(user_id, membership)` of everyone with a membership in the room, read from the
+    /// table; callers use the cached [`Rooms::roster`].
+    pub(super) fn members(&self, room_short: u64) -> Result<Vec<(String, String)>> {
         let rows = ROOM_MEMBERS.scan_prefix(&*self.db, &room_short.to_be_bytes(), usize::MAX)?;
         Ok(rows
             .into_iter()
@@ -197,8 +213,8 @@ impl Rooms {
                 .u64()
                 .ok_or_else(|| Error::internal("bad timeline key"))?;
             let short: u64 = serde_json::from_slice(&value).map_err(Error::internal)?;
-            if let Some((pdu, _)) = self.pdu_by_short(short)? {
-                out.push(TimelineEntry { pos, pdu });
+            if let Some((pdu, record)) = self.pdu_by_short(short)? {
+                out.push(TimelineEntry { pos, pdu, record });
             }
         }
         Ok(out)
@@ -262,12 +278,9 @@ impl Rooms {
     /// last event at or before it (0, the empty state, if there is none).
     pub fn snapshot_at(&self, room_short: u64, pos: u64) -> Result<u64> {
         let last = self.timeline_page(room_short, pos.saturating_add(1), true, 1)?;
-        match last.first() {
-            Some(entry) => Ok(self
-                .pdu_with_record(&entry.pdu.event_id)?
-                .map_or(super::state::EMPTY, |(_, r)| r.state_after)),
-            None => Ok(super::state::EMPTY),
-        }
+        Ok(last
+            .first()
+            .map_or(super::state::EMPTY, |entry| entry.record.state_after))
     }
 }
 

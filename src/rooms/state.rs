@@ -27,6 +27,8 @@ pub struct StateStore {
     ids: Arc<StreamCounter>,
     /// Snapshots never change once written: loaded sets are kept for reuse.
     cache: crate::util::GenerationalCache<u64, Arc<StateSet>>,
+    /// State-key short ids never change once assigned (keyed by the encoded `(kind, key)`).
+    key_shorts: crate::util::GenerationalCache<Vec<u8>, u64>,
     /// Serialises get-or-create of state-key short ids across rooms.
     alloc_lock: parking_lot::Mutex<()>,
 }
@@ -42,12 +44,21 @@ impl StateStore {
             ids,
             alloc_lock: parking_lot::Mutex::new(()),
             cache: crate::util::GenerationalCache::new(1024),
+            key_shorts: crate::util::GenerationalCache::new(16 * 1024),
         }
     }
 
     /// The short id of `(kind, state_key)`, if it was ever used.
     pub fn state_key_short(&self, kind: &str, state_key: &str) -> Result<Option<u64>> {
-        Ok(STATE_KEY_SHORTS.get(&*self.db, &state_key_key(kind, state_key))?)
+        let key = state_key_key(kind, state_key);
+        if let Some(short) = self.key_shorts.get(&key) {
+            return Ok(Some(short));
+        }
+        let short = STATE_KEY_SHORTS.get(&*self.db, &key)?;
+        if let Some(short) = short {
+            self.key_shorts.insert(key, short);
+        }
+        Ok(short)
     }
 
     /// The short id of `(kind, state_key)`, allocating (and writing at once) a new one.

@@ -99,6 +99,9 @@ pub struct PduRecord {
     pub state_before: u64,
     #[serde(default)]
     pub soft_failed: bool,
+    /// The PDU as stored. Records handed out by the read path ([`crate::rooms::Rooms::pdu_by_short`])
+    /// carry `Null` here: the decoded [`crate::events::Pdu`] next to them holds the JSON, and
+    /// a record is cloned on every read.
     pub json: Value,
 }
 

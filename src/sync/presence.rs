@@ -12,6 +12,7 @@ use super::Notifier;
 use super::tables::{PRESENCE, PRESENCE_CHANGES, PresenceRecord};
 use crate::error::{Error, Result};
 use crate::rooms::Rooms;
+use crate::rooms::roster::Roster;
 use crate::storage::keys::KeyBuilder;
 use crate::storage::stream::StreamCounter;
 use crate::storage::{Batch, KvEngine};
@@ -143,47 +144,36 @@ impl Presence {
         Ok(())
     }
 
+    /// The rosters of the rooms `user` is joined to.
+    fn joined_rosters(&self, user: &UserId) -> Result<Vec<Arc<Roster>>> {
+        let mut rosters = Vec::new();
+        for (room_id, membership) in self.rooms.rooms_of(user)? {
+            if membership == "join"
+                && let Some(room) = self.rooms.room(&room_id)?
+            {
+                rosters.push(self.rooms.roster(&room)?);
+            }
+        }
+        Ok(rosters)
+    }
+
     /// Users who share a joined room with `user`.
     fn audience(&self, user: &UserId) -> Result<BTreeSet<String>> {
-        let mut out = BTreeSet::new();
-        for (room_id, membership) in self.rooms.rooms_of(user)? {
-            if membership != "join" {
-                continue;
-            }
-            if let Some(room) = self.rooms.room(&room_id)? {
-                out.extend(
-                    self.rooms
-                        .members(room.short)?
-                        .into_iter()
-                        .filter(|(_, m)| m == "join")
-                        .map(|(u, _)| u),
-                );
-            }
+        let mut out: BTreeSet<String> = BTreeSet::new();
+        for roster in self.joined_rosters(user)? {
+            out.extend(roster.joined().map(str::to_owned));
         }
         out.remove(user.as_str());
         Ok(out)
     }
 
-    /// Whether `user` is joined to one of `viewer`'s joined rooms: a lookup per room of the
-    /// viewer, not a walk over every member.
-    fn shares_room(&self, viewer: &UserId, user: &str) -> Result<bool> {
-        let Ok(user) = UserId::parse(user) else {
-            return Ok(false);
-        };
-        for (room_id, membership) in self.rooms.rooms_of(viewer)? {
-            if membership == "join"
-                && let Some(room) = self.rooms.room(&room_id)?
-                && self.rooms.membership(room.short, &user)?.as_deref() == Some("join")
-            {
-                return Ok(true);
-            }
-        }
-        Ok(false)
-    }
-
     /// Whether `viewer` may see `user`'s presence: themselves, or someone sharing a room.
     pub fn may_see(&self, viewer: &UserId, user: &UserId) -> Result<bool> {
-        Ok(viewer == user || self.shares_room(viewer, user.as_str())?)
+        Ok(viewer == user
+            || self
+                .joined_rosters(viewer)?
+                .iter()
+                .any(|r| r.is_joined(user.as_str())))
     }
 
     /// The presence content clients see, with idle time applied.
@@ -238,13 +228,15 @@ impl Presence {
                 if changed.is_empty() {
                     return Ok(Vec::new());
                 }
-                let mut visible = Vec::new();
-                for user in changed {
-                    if user == viewer.as_str() || self.shares_room(viewer, &user)? {
-                        visible.push(user);
-                    }
-                }
-                visible
+                // The viewer's rooms once, then a set lookup per changed user: a burst of
+                // changes (a workspace coming online) costs each viewer one lookup per change.
+                let rosters = self.joined_rosters(viewer)?;
+                changed
+                    .into_iter()
+                    .filter(|user| {
+                        user == viewer.as_str() || rosters.iter().any(|r| r.is_joined(user))
+                    })
+                    .collect()
             }
         };
         let mut events = Vec::new();

@@ -115,10 +115,9 @@ impl Receipts {
                 .room(room_id)?
                 .ok_or_else(|| Error::not_found("Unknown room"))?;
             self.rooms
-                .members(room.short)?
-                .into_iter()
-                .filter(|(_, m)| m == "join")
-                .map(|(u, _)| u)
+                .roster(&room)?
+                .joined()
+                .map(str::to_owned)
                 .collect()
         };
         self.notifier.notify_at(pos, wake);

@@ -20,9 +20,6 @@ use crate::storage::{Batch, KvEngine};
 use crate::users::Identity;
 use crate::users::sessions::Sessions;
 
-/// The most messages one sync delivers to a device; the rest follow in the next.
-const MAX_PER_SYNC: usize = 100;
-
 pub struct ToDevice {
     db: Arc<dyn KvEngine>,
     stream: Arc<StreamCounter>,
@@ -129,39 +126,36 @@ impl ToDevice {
             .str(device.user_id.as_str())
             .str(device.device_id.as_str())
             .build();
-        if let Some(since) = since {
-            let acked_end = KeyBuilder::new()
-                .str(device.user_id.as_str())
-                .str(device.device_id.as_str())
-                .u64(since.saturating_add(1))
-                .build();
-            let acked =
-                self.db
-                    .scan_range(TO_DEVICE.name, &prefix, Some(&acked_end), false, usize::MAX)?;
-            if !acked.is_empty() {
-                let mut batch = Batch::new();
-                for (key, _) in acked {
-                    TO_DEVICE.delete(&mut batch, key);
-                }
-                self.db.write(batch)?;
-            }
-        }
         let end = KeyBuilder::new()
             .str(device.user_id.as_str())
             .str(device.device_id.as_str())
             .u64(upto.saturating_add(1))
             .build();
-        let rows = self
+        // One scan: the messages at or below `since` were delivered (the client synced past
+        // them) and go; the ones after it are this response's. Acked messages are few (they
+        // are deleted on the next sync), so the acked part of the scan is short.
+        let (acked, fresh): (Vec<_>, Vec<_>) = self
             .db
-            .scan_range(TO_DEVICE.name, &prefix, Some(&end), false, MAX_PER_SYNC)?;
-        rows.into_iter()
-            .filter(|(key, _)| {
-                since.is_none_or(|s| {
+            .scan_range(TO_DEVICE.name, &prefix, Some(&end), false, usize::MAX)?
+            .into_iter()
+            .partition(|(key, _)| {
+                since.is_some_and(|s| {
                     KeyReader::new(&key[prefix.len()..])
                         .u64()
-                        .is_some_and(|p| p > s)
+                        .is_none_or(|p| p <= s)
                 })
-            })
+            });
+        if !acked.is_empty() {
+            let mut batch = Batch::new();
+            for (key, _) in acked {
+                TO_DEVICE.delete(&mut batch, key);
+            }
+            self.db.write(batch)?;
+        }
+        // All of them: a response's `next_batch` covers every position up to `upto`, so a
+        // message held back for "the next response" would be deleted as acked by it.
+        fresh
+            .into_iter()
             .map(|(_, value)| {
                 let m: ToDeviceMessage = serde_json::from_slice(&value).map_err(Error::internal)?;
                 Ok(json!({ "sender": m.sender, "type": m.event_type, "content": m.content }))

@@ -121,13 +121,9 @@ impl Typing {
         let Some(room) = self.rooms.room(room_id)? else {
             return Ok(());
         };
-        let members = self
-            .rooms
-            .members(room.short)?
-            .into_iter()
-            .filter(|(_, m)| m == "join")
-            .map(|(u, _)| u);
-        self.notifier.notify_at(pos, members);
+        let roster = self.rooms.roster(&room)?;
+        self.notifier
+            .notify_at(pos, roster.joined().map(str::to_owned));
         Ok(())
     }
 }

@@ -269,17 +269,10 @@ impl SyncService {
 
     /// The user's own current member event in a room and its stream position.
     fn own_membership(&self, room: &RoomRecord, who: &Identity) -> Result<Option<(Pdu, u64)>> {
-        let Some(pdu) =
-            self.rooms
-                .current_state_event(room.short, "m.room.member", who.user_id.as_str())?
-        else {
-            return Ok(None);
-        };
-        let pos = self
+        Ok(self
             .rooms
-            .pdu_with_record(&pdu.event_id)?
-            .map_or(0, |(_, r)| r.stream_pos);
-        Ok(Some((pdu, pos)))
+            .current_state_entry(room.short, "m.room.member", who.user_id.as_str())?
+            .map(|(pdu, record)| (pdu, record.stream_pos)))
     }
 
     /// A joined or left room: timeline, state, account data (and, joined, ephemeral events and
@@ -318,10 +311,7 @@ impl SyncService {
                     exhausted = true;
                     break 'walk;
                 }
-                let Some((_, record)) = self.rooms.pdu_with_record(&entry.pdu.event_id)? else {
-                    continue;
-                };
-                if check.allows(&entry.pdu, &record)? && filter.timeline.allows(&entry.pdu) {
+                if check.allows(&entry.pdu, &entry.record)? && filter.timeline.allows(&entry.pdu) {
                     newest_first.push(entry);
                     if newest_first.len() > limit {
                         break 'walk;
@@ -343,20 +333,14 @@ impl SyncService {
         let joined_now = matches!(membership, Membership::Joined { in_window: true });
         let first_sync = since.is_none() || params.full_state || joined_now;
         let start_snapshot = match timeline.first() {
-            Some(first) => self
-                .rooms
-                .pdu_with_record(&first.pdu.event_id)?
-                .map_or(crate::rooms::state::EMPTY, |(_, r)| r.state_before),
+            Some(first) => first.record.state_before,
             None => self.rooms.snapshot_at(room.short, upto)?,
         };
         // `use_state_after` (v1.16): the state up to the *end* of the timeline instead, so the
         // client never has to apply timeline events to its state.
         let mut state: Vec<Pdu> = if params.use_state_after {
             let end_snapshot = match timeline.last() {
-                Some(last) => self
-                    .rooms
-                    .pdu_with_record(&last.pdu.event_id)?
-                    .map_or(crate::rooms::state::EMPTY, |(_, r)| r.state_after),
+                Some(last) => last.record.state_after,
                 None => self.rooms.snapshot_at(room.short, upto)?,
             };
             if first_sync {
@@ -449,18 +433,16 @@ impl SyncService {
 
     /// `m.heroes` and member counts.
     fn summary(&self, room: &RoomRecord, who: &Identity) -> Result<Value> {
-        let members = self.rooms.members(room.short)?;
-        let count = |m: &str| members.iter().filter(|(_, x)| x == m).count();
-        let heroes: Vec<&str> = members
-            .iter()
-            .filter(|(u, m)| u != who.user_id.as_str() && matches!(m.as_str(), "join" | "invite"))
-            .map(|(u, _)| u.as_str())
+        let roster = self.rooms.roster(room)?;
+        let heroes: Vec<&str> = roster
+            .with(&["join", "invite"])
+            .filter(|u| *u != who.user_id.as_str())
             .take(5)
             .collect();
         Ok(json!({
             "m.heroes": heroes,
-            "m.joined_member_count": count("join"),
-            "m.invited_member_count": count("invite"),
+            "m.joined_member_count": roster.joined_count(),
+            "m.invited_member_count": roster.count("invite"),
         }))
     }
 

@@ -92,6 +92,31 @@ def test_messages_arrive_in_order(user, user2):
     assert got == [0, 1, 2, 3, 4]
 
 
+def test_more_messages_than_one_response_holds_all_arrive_once(user, user2):
+    """Servers may spread a large backlog over several responses (Synapse sends 100 per
+    response), but moving `since` forward must never drop one that was not yet delivered."""
+    syncer = Syncer(user, filter=NO_PRESENCE)
+    syncer.initial()
+    marker = fresh_marker()
+    n = 130
+    for i in range(n):
+        msg = {user.user_id: {user.device_id: {"marker": marker, "i": i}}}
+        assert_status(send_to_device(user2, msg), 200)
+    got = []
+    syncer.until(
+        lambda b: got.extend(e["content"]["i"] for e in marked(b, marker)) or len(got) >= n,
+        what=f"{n} to-device messages",
+    )
+    # One more round from the final token: nothing comes twice.
+    marker2 = fresh_marker()
+    assert_status(send_to_device(user2, {user.user_id: {user.device_id: {"marker": marker2}}}), 200)
+    syncer.until(
+        lambda b: got.extend(e["content"]["i"] for e in marked(b, marker)) or marked(b, marker2),
+        what="a later message",
+    )
+    assert got == list(range(n))
+
+
 def test_same_txn_id_delivers_once(user, user2):
     syncer = Syncer(user, filter=NO_PRESENCE)
     syncer.initial()

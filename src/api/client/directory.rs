@@ -239,12 +239,7 @@ pub(super) fn room_summary(s: &AppState, room_id: &RoomId) -> Result<Option<Valu
             .map(|p| p.content_json())
             .unwrap_or(Value::Null))
     };
-    let joined = s
-        .rooms
-        .members(room.short)?
-        .iter()
-        .filter(|(_, m)| m == "join")
-        .count();
+    let joined = s.rooms.roster(&room)?.joined_count();
     let mut entry = json!({
         "room_id": room_id,
         "num_joined_members": joined,

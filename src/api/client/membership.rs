@@ -158,12 +158,11 @@ fn restricted_join_authoriser(
     }
     let power = s.rooms.power_levels(room_id)?;
     let invite_level = power.action_level("invite");
-    for (member, membership) in s.rooms.members(room.short)? {
+    for member in s.rooms.roster(&room)?.joined() {
         let Ok(member) = OwnedUserId::try_from(member) else {
             continue;
         };
-        if membership == "join"
-            && member.server_name() == s.rooms.server_name()
+        if member.server_name() == s.rooms.server_name()
             && power.user_level(&member) >= invite_level
         {
             return Ok(Some(member));

@@ -144,14 +144,7 @@ fn collect(
             if past_to {
                 return Ok((out, false));
             }
-            let record = s
-                .rooms
-                .pdu_with_record(&entry.pdu.event_id)?
-                .map(|(_, r)| r);
-            let visible = match &record {
-                Some(r) => check.allows(&entry.pdu, r)?,
-                None => false,
-            };
+            let visible = check.allows(&entry.pdu, &entry.record)?;
             if visible && filter.allows(&entry.pdu) {
                 out.push(entry);
                 if out.len() == limit {
@@ -292,6 +285,7 @@ async fn context(
         all.push(TimelineEntry {
             pos,
             pdu: pdu.clone(),
+            record: record.clone(),
         });
         lazy_members(&s, &room, &all)?
     } else {
@@ -349,12 +343,9 @@ async fn timestamp_to_event(
             if !matches {
                 continue;
             }
-            let Some((pdu, record)) = s.rooms.pdu_with_record(&entry.pdu.event_id)? else {
-                continue;
-            };
-            if check.allows(&pdu, &record)? {
+            if check.allows(&entry.pdu, &entry.record)? {
                 return Ok(Json(
-                    json!({ "event_id": pdu.event_id, "origin_server_ts": ts }),
+                    json!({ "event_id": entry.pdu.event_id, "origin_server_ts": ts }),
                 ));
             }
         }

@@ -398,17 +398,14 @@ async fn joined_members(
 ) -> Result<Json<Value>> {
     let (_, room) = joined_room(&s, &room_id, &me)?;
     let mut joined = Map::new();
-    for (user, membership) in s.rooms.members(room.short)? {
-        if membership != "join" {
-            continue;
-        }
+    for user in s.rooms.roster(&room)?.joined() {
         let content = s
             .rooms
-            .current_state_event(room.short, "m.room.member", &user)?
+            .current_state_event(room.short, "m.room.member", user)?
             .map(|p| p.content_json())
             .unwrap_or_default();
         joined.insert(
-            user,
+            user.to_owned(),
             json!({ "display_name": content.get("displayname"), "avatar_url": content.get("avatar_url") }),
         );
     }
