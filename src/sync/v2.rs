@@ -136,13 +136,23 @@ impl SyncService {
         loop {
             let upto = self.stream.frontier();
             let since = params.since.map(|s| s.min(upto));
-            let (body, has_news) = self.compute(who, since, upto, params)?;
-            if has_news || since.is_none() || params.full_state {
-                return Ok((body, has_news));
+            // Everything a response carries sits on the stream: with `since` at the frontier
+            // there can be nothing new, so a client coming straight back after a response
+            // waits without a computation (half of all long-poll work under fan-out).
+            let nothing_new = since == Some(upto) && !params.full_state;
+            if !nothing_new {
+                let (body, has_news) = self.compute(who, since, upto, params)?;
+                if has_news || since.is_none() || params.full_state {
+                    return Ok((body, has_news));
+                }
             }
             match tokio::time::timeout_at(deadline, wake.changed()).await {
                 Ok(Ok(())) => continue,
-                _ => return Ok((body, false)),
+                _ => {
+                    let upto = self.stream.frontier();
+                    let since = params.since.map(|s| s.min(upto));
+                    return self.compute(who, since, upto, params);
+                }
             }
         }
     }
@@ -157,6 +167,11 @@ impl SyncService {
         let filter = &params.filter;
         let (mut join, mut invite, mut leave, mut knock) =
             (Map::new(), Map::new(), Map::new(), Map::new());
+        // The user's account data changes, read once for the global section and every room.
+        let account_changes = match since {
+            None => self.account_data.all(&who.user_id)?,
+            Some(s) => self.account_data.changed(&who.user_id, s, upto)?,
+        };
         for (room_id, membership) in self.rooms.rooms_of(&who.user_id)? {
             if !filter.room.allows_room(&room_id) {
                 continue;
@@ -182,6 +197,7 @@ impl SyncService {
                         since,
                         upto,
                         params,
+                        &account_changes,
                         Membership::Joined {
                             in_window: since.is_some() && changed_in_window,
                         },
@@ -221,6 +237,7 @@ impl SyncService {
                             since,
                             until,
                             params,
+                            &account_changes,
                             Membership::Left,
                         )?,
                     ))
@@ -234,7 +251,11 @@ impl SyncService {
             }
         }
 
-        let account_data = self.global_account_data(who, since, upto, filter)?;
+        let account_data: Vec<Value> = account_changes
+            .into_iter()
+            .filter(|(room, kind, _)| room.is_empty() && filter.account_data.allows_type(kind))
+            .map(|(_, kind, content)| json!({ "type": kind, "content": content }))
+            .collect();
         let to_device = self.to_device.deliver(who, since, upto)?;
         let presence: Vec<Value> = self
             .presence
@@ -286,6 +307,7 @@ impl SyncService {
         since: Option<u64>,
         upto: u64,
         params: &SyncParams,
+        account_changes: &[(String, String, Value)],
         membership: Membership,
     ) -> Result<RoomSection> {
         let filter = &params.filter.room;
@@ -368,14 +390,13 @@ impl SyncService {
             });
         }
 
-        let room_account_data: Vec<Value> = match since {
-            None => self.account_data.all(&who.user_id)?,
-            Some(s) => self.account_data.changed(&who.user_id, s, upto)?,
-        }
-        .into_iter()
-        .filter(|(room, kind, _)| room == room_id.as_str() && filter.account_data.allows_type(kind))
-        .map(|(_, kind, content)| json!({ "type": kind, "content": content }))
-        .collect();
+        let room_account_data: Vec<Value> = account_changes
+            .iter()
+            .filter(|(room, kind, _)| {
+                room == room_id.as_str() && filter.account_data.allows_type(kind)
+            })
+            .map(|(_, kind, content)| json!({ "type": kind, "content": content }))
+            .collect();
 
         let mut ephemeral = Vec::new();
         if membership != Membership::Left {
@@ -460,23 +481,5 @@ impl SyncService {
             out.push(strip(own));
         }
         Ok(out)
-    }
-
-    fn global_account_data(
-        &self,
-        who: &Identity,
-        since: Option<u64>,
-        upto: u64,
-        filter: &SyncFilter,
-    ) -> Result<Vec<Value>> {
-        let all = match since {
-            None => self.account_data.all(&who.user_id)?,
-            Some(s) => self.account_data.changed(&who.user_id, s, upto)?,
-        };
-        Ok(all
-            .into_iter()
-            .filter(|(room, kind, _)| room.is_empty() && filter.account_data.allows_type(kind))
-            .map(|(_, kind, content)| json!({ "type": kind, "content": content }))
-            .collect())
     }
 }

@@ -240,3 +240,28 @@ async fn logout_closes_the_socket() {
     .expect("closed promptly after logout");
     assert_eq!(closed, Some(4001));
 }
+
+/// A client only ever sends small auth and ack messages: a huge one closes the socket with
+/// 1009 (message too big) instead of being buffered.
+#[tokio::test]
+async fn an_oversized_client_message_closes_the_socket() {
+    let server = Server::start().await;
+    let (_, reader, _) = setup(&server).await;
+    let mut socket = connect(&server, Some(&reader), None).await.unwrap();
+    let initial = next_sync(&mut socket).await;
+    let huge = json!({ "type": "ack", "next_batch": "x".repeat(256 * 1024) }).to_string();
+    // The server may close while the frame is still being written: a send error is fine.
+    let _ = socket.send(Message::Text(huge.into())).await;
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match socket.next().await {
+                Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+                Some(Ok(_)) => continue,
+                _ => return None,
+            }
+        }
+    })
+    .await
+    .expect("closed promptly");
+    assert_eq!(closed, Some(1009), "{initial}");
+}
