@@ -109,6 +109,26 @@ impl Rooms {
             .collect()
     }
 
+    /// The state events of a snapshot whose `(type, state_key)` passes `keep`, reading only
+    /// those events: a lazy-loading client in a room of 10,000 members wants a handful of
+    /// member events, not all of them decoded and dropped.
+    pub fn state_at_where(
+        &self,
+        snapshot: u64,
+        keep: impl Fn(&str, &str) -> bool,
+    ) -> Result<Vec<Pdu>> {
+        let mut out = Vec::new();
+        for (key_short, event_short) in self.state.load(snapshot)?.iter() {
+            let names = self.state.state_key_of(*key_short)?;
+            if keep(&names.0, &names.1)
+                && let Some((pdu, _)) = self.pdu_by_short(*event_short)?
+            {
+                out.push(pdu);
+            }
+        }
+        Ok(out)
+    }
+
     /// One state event within a snapshot.
     pub fn state_event_at(
         &self,

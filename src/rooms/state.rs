@@ -29,6 +29,8 @@ pub struct StateStore {
     cache: crate::util::GenerationalCache<u64, Arc<StateSet>>,
     /// State-key short ids never change once assigned (keyed by the encoded `(kind, key)`).
     key_shorts: crate::util::GenerationalCache<Vec<u8>, u64>,
+    /// The reverse: `(type, state_key)` by short id.
+    key_names: crate::util::GenerationalCache<u64, Arc<(String, String)>>,
     /// Serialises get-or-create of state-key short ids across rooms.
     alloc_lock: parking_lot::Mutex<()>,
 }
@@ -45,6 +47,7 @@ impl StateStore {
             alloc_lock: parking_lot::Mutex::new(()),
             cache: crate::util::GenerationalCache::new(1024),
             key_shorts: crate::util::GenerationalCache::new(16 * 1024),
+            key_names: crate::util::GenerationalCache::new(16 * 1024),
         }
     }
 
@@ -81,10 +84,17 @@ impl StateStore {
     }
 
     /// `(type, state_key)` of a short id.
-    pub fn state_key_of(&self, short: u64) -> Result<(String, String)> {
-        STATE_KEYS
-            .get(&*self.db, &short.to_be_bytes())?
-            .ok_or_else(|| Error::internal(format!("unknown state key short {short}")))
+    pub fn state_key_of(&self, short: u64) -> Result<Arc<(String, String)>> {
+        if let Some(names) = self.key_names.get(&short) {
+            return Ok(names);
+        }
+        let names = Arc::new(
+            STATE_KEYS
+                .get(&*self.db, &short.to_be_bytes())?
+                .ok_or_else(|| Error::internal(format!("unknown state key short {short}")))?,
+        );
+        self.key_names.insert(short, Arc::clone(&names));
+        Ok(names)
     }
 
     /// The complete state set of a snapshot (cached: snapshots are immutable); [`EMPTY`] is

@@ -257,15 +257,19 @@ impl SyncService {
             .map(|(_, kind, content)| json!({ "type": kind, "content": content }))
             .collect();
         let to_device = self.to_device.deliver(who, since, upto)?;
-        let presence: Vec<Value> = self
-            .presence
-            .events_for(&who.user_id, since, upto)?
+        // A filter without presence skips the work (an initial sync's presence is everyone
+        // in the user's rooms).
+        let presence: Vec<Value> = if filter.presence.allows_type("m.presence") {
+            self.presence.events_for(&who.user_id, since, upto)?
+        } else {
+            Vec::new()
+        };
+        let presence: Vec<Value> = presence
             .into_iter()
             .filter(|e| {
-                filter.presence.allows_type("m.presence")
-                    && e["sender"]
-                        .as_str()
-                        .is_some_and(|s| filter.presence.allows_sender(s))
+                e["sender"]
+                    .as_str()
+                    .is_some_and(|s| filter.presence.allows_sender(s))
             })
             .collect();
         let has_news = !join.is_empty()
@@ -358,6 +362,21 @@ impl SyncService {
             Some(first) => first.record.state_before,
             None => self.rooms.snapshot_at(room.short, upto)?,
         };
+        // Lazy loading keeps only the members the timeline needs (and the user's own).
+        let wanted_members: Option<BTreeSet<&str>> = filter.state.lazy_load_members.then(|| {
+            let mut wanted: BTreeSet<&str> =
+                timeline.iter().map(|e| e.pdu.sender.as_str()).collect();
+            wanted.insert(who.user_id.as_str());
+            wanted
+        });
+        // Which state keys a full state load reads at all (the rest is never decoded).
+        let keep = |kind: &str, state_key: &str| {
+            filter.state.allows_type(kind)
+                && (kind != "m.room.member"
+                    || wanted_members
+                        .as_ref()
+                        .is_none_or(|w| w.contains(state_key)))
+        };
         // `use_state_after` (v1.16): the state up to the *end* of the timeline instead, so the
         // client never has to apply timeline events to its state.
         let mut state: Vec<Pdu> = if params.use_state_after {
@@ -366,29 +385,25 @@ impl SyncService {
                 None => self.rooms.snapshot_at(room.short, upto)?,
             };
             if first_sync {
-                self.rooms.state_at(end_snapshot)?
+                self.rooms.state_at_where(end_snapshot, keep)?
             } else {
                 let since_snapshot = self.rooms.snapshot_at(room.short, since.unwrap_or(0))?;
                 self.rooms.state_diff(since_snapshot, end_snapshot)?
             }
         } else if first_sync {
-            self.rooms.state_at(start_snapshot)?
+            self.rooms.state_at_where(start_snapshot, keep)?
         } else if limited {
             let since_snapshot = self.rooms.snapshot_at(room.short, since.unwrap_or(0))?;
             self.rooms.state_diff(since_snapshot, start_snapshot)?
         } else {
             Vec::new()
         };
-        state.retain(|p| filter.state.allows(p));
-        if filter.state.lazy_load_members {
-            let mut wanted: BTreeSet<String> =
-                timeline.iter().map(|e| e.pdu.sender.to_string()).collect();
-            wanted.insert(who.user_id.to_string());
-            state.retain(|p| {
-                p.kind.to_string() != "m.room.member"
-                    || p.state_key.as_ref().is_some_and(|k| wanted.contains(k))
-            });
-        }
+        state.retain(|p| {
+            filter.state.allows(p)
+                && p.state_key
+                    .as_deref()
+                    .is_some_and(|k| keep(&p.kind.to_string(), k))
+        });
 
         let room_account_data: Vec<Value> = account_changes
             .iter()
