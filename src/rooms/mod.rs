@@ -51,6 +51,8 @@ pub struct Rooms {
     alias_lock: parking_lot::Mutex<()>,
     /// Recently read events, decoded.
     pdu_cache: crate::util::GenerationalCache<u64, Arc<(crate::events::Pdu, tables::PduRecord)>>,
+    /// Stream positions by event short id.
+    pos_cache: crate::util::GenerationalCache<u64, u64>,
     /// Rosters by room short id, tagged with the snapshot they were read at.
     roster_cache: crate::util::GenerationalCache<u64, (u64, Arc<roster::Roster>)>,
 }
@@ -76,6 +78,7 @@ impl Rooms {
             alias_lock: parking_lot::Mutex::new(()),
             pdu_cache: crate::util::GenerationalCache::new(4096),
             roster_cache: crate::util::GenerationalCache::new(1024),
+            pos_cache: crate::util::GenerationalCache::new(64 * 1024),
         }
     }
 

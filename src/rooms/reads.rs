@@ -68,26 +68,39 @@ impl Rooms {
         kind: &str,
         state_key: &str,
     ) -> Result<Option<Pdu>> {
-        Ok(self
-            .current_state_entry(room_short, kind, state_key)?
-            .map(|(p, _)| p))
+        match self.current_state_short(room_short, kind, state_key)? {
+            Some(short) => Ok(self.pdu_by_short(short)?.map(|(p, _)| p)),
+            None => Ok(None),
+        }
     }
 
-    /// [`Self::current_state_event`] with the event's record.
-    pub fn current_state_entry(
+    /// The short id of the current state event of `(kind, state_key)`.
+    pub fn current_state_short(
         &self,
         room_short: u64,
         kind: &str,
         state_key: &str,
-    ) -> Result<Option<(Pdu, PduRecord)>> {
+    ) -> Result<Option<u64>> {
         let Some(key_short) = self.state.state_key_short(kind, state_key)? else {
             return Ok(None);
         };
         let key = KeyBuilder::new().u64(room_short).u64(key_short).build();
-        match ROOM_STATE.get(&*self.db, &key)? {
-            Some(event_short) => self.pdu_by_short(event_short),
-            None => Ok(None),
+        Ok(ROOM_STATE.get(&*self.db, &key)?)
+    }
+
+    /// The stream position of an event, by short id. Sync asks this for every user's own
+    /// member event in every room: the positions are kept apart from the (much larger) decoded
+    /// events, so a room of 10,000 members doesn't cycle its members' events through the PDU
+    /// cache.
+    pub fn event_pos(&self, short: u64) -> Result<Option<u64>> {
+        if let Some(pos) = self.pos_cache.get(&short) {
+            return Ok(Some(pos));
         }
+        let Some(record) = PDUS.get(&*self.db, &short.to_be_bytes())? else {
+            return Ok(None);
+        };
+        self.pos_cache.insert(short, record.stream_pos);
+        Ok(Some(record.stream_pos))
     }
 
     /// Every current state event of a room.

@@ -21,9 +21,40 @@ use tokio::sync::watch;
 
 use crate::storage::stream::StreamCounter;
 
+/// One counter per user that waiters watch; entries go once nobody watches.
+#[derive(Default)]
+struct UserChannels(Mutex<HashMap<String, watch::Sender<u64>>>);
+
+impl UserChannels {
+    fn subscribe(&self, user_id: &str) -> watch::Receiver<u64> {
+        self.0
+            .lock()
+            .entry(user_id.to_owned())
+            .or_insert_with(|| watch::channel(0).0)
+            .subscribe()
+    }
+
+    fn bump(&self, user_ids: impl IntoIterator<Item = String>) {
+        let mut users = self.0.lock();
+        for user in user_ids {
+            if let Some(sender) = users.get(&user) {
+                if sender.receiver_count() == 0 {
+                    // Nobody listens any more: forget the channel so the map stays small.
+                    users.remove(&user);
+                } else {
+                    sender.send_modify(|n| *n += 1);
+                }
+            }
+        }
+    }
+}
+
 pub struct Notifier {
     stream: Arc<StreamCounter>,
-    users: Mutex<HashMap<String, watch::Sender<u64>>>,
+    /// Something readable for the user was committed.
+    users: UserChannels,
+    /// Some of the user's devices or tokens went away (connections must check theirs).
+    sessions: UserChannels,
     /// Wake-ups waiting for the frontier: position → users.
     pending: Mutex<BTreeMap<u64, Vec<String>>>,
 }
@@ -32,18 +63,28 @@ impl Notifier {
     pub fn new(stream: Arc<StreamCounter>) -> Self {
         Self {
             stream,
-            users: Mutex::new(HashMap::new()),
+            users: UserChannels::default(),
+            sessions: UserChannels::default(),
             pending: Mutex::new(BTreeMap::new()),
         }
     }
 
     /// Start watching a user: the receiver changes whenever something for them is readable.
     pub fn subscribe(&self, user_id: &str) -> watch::Receiver<u64> {
-        let mut users = self.users.lock();
-        users
-            .entry(user_id.to_owned())
-            .or_insert_with(|| watch::channel(0).0)
-            .subscribe()
+        self.users.subscribe(user_id)
+    }
+
+    /// Start watching a user's sessions: the receiver changes when a device or token of theirs
+    /// is removed (a long-lived connection then checks that its own token still works). Kept
+    /// apart from [`Self::subscribe`] so a connection doesn't re-check its token on every
+    /// message.
+    pub fn watch_sessions(&self, user_id: &str) -> watch::Receiver<u64> {
+        self.sessions.subscribe(user_id)
+    }
+
+    /// Devices or tokens of these users were removed.
+    pub fn sessions_ended(&self, user_ids: impl IntoIterator<Item = String>) {
+        self.sessions.bump(user_ids);
     }
 
     /// A commit at stream position `pos` concerns these users: wake them once it is readable.
@@ -86,24 +127,8 @@ impl Notifier {
         }
     }
 
-    /// Wake these users' waiters now, for news that is not on the stream (a logout: their
-    /// WebSockets must notice the token is gone).
-    pub fn wake_now(&self, user_ids: impl IntoIterator<Item = String>) {
-        self.wake(user_ids);
-    }
-
     fn wake(&self, user_ids: impl IntoIterator<Item = String>) {
-        let mut users = self.users.lock();
-        for user in user_ids {
-            if let Some(sender) = users.get(&user) {
-                if sender.receiver_count() == 0 {
-                    // Nobody listens any more: forget the channel so the map stays small.
-                    users.remove(&user);
-                } else {
-                    sender.send_modify(|n| *n += 1);
-                }
-            }
-        }
+        self.users.bump(user_ids);
     }
 }
 

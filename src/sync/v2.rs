@@ -204,7 +204,7 @@ impl SyncService {
                     )?,
                 )),
                 "invite" if changed_in_window => {
-                    let state = self.stripped_state(&room, own.as_ref().map(|(p, _)| p))?;
+                    let state = self.stripped_state(&room, own.map(|(short, _)| short))?;
                     Some((
                         &mut invite,
                         RoomSection {
@@ -214,7 +214,7 @@ impl SyncService {
                     ))
                 }
                 "knock" if changed_in_window => {
-                    let state = self.stripped_state(&room, own.as_ref().map(|(p, _)| p))?;
+                    let state = self.stripped_state(&room, own.map(|(short, _)| short))?;
                     Some((
                         &mut knock,
                         RoomSection {
@@ -292,12 +292,15 @@ impl SyncService {
         Ok((body, has_news))
     }
 
-    /// The user's own current member event in a room and its stream position.
-    fn own_membership(&self, room: &RoomRecord, who: &Identity) -> Result<Option<(Pdu, u64)>> {
-        Ok(self
-            .rooms
-            .current_state_entry(room.short, "m.room.member", who.user_id.as_str())?
-            .map(|(pdu, record)| (pdu, record.stream_pos)))
+    /// The user's own current member event in a room (short id) and its stream position.
+    fn own_membership(&self, room: &RoomRecord, who: &Identity) -> Result<Option<(u64, u64)>> {
+        let Some(short) =
+            self.rooms
+                .current_state_short(room.short, "m.room.member", who.user_id.as_str())?
+        else {
+            return Ok(None);
+        };
+        Ok(self.rooms.event_pos(short)?.map(|pos| (short, pos)))
     }
 
     /// A joined or left room: timeline, state, account data (and, joined, ephemeral events and
@@ -484,7 +487,7 @@ impl SyncService {
 
     /// Stripped state for an invite or knock: a few room state events and the user's own
     /// member event.
-    fn stripped_state(&self, room: &RoomRecord, own: Option<&Pdu>) -> Result<Vec<Value>> {
+    fn stripped_state(&self, room: &RoomRecord, own: Option<u64>) -> Result<Vec<Value>> {
         let strip = |p: &Pdu| json!({ "type": p.kind.to_string(), "state_key": p.state_key, "content": p.content_json(), "sender": p.sender });
         let mut out = Vec::new();
         for kind in STRIPPED_TYPES {
@@ -492,8 +495,12 @@ impl SyncService {
                 out.push(strip(&p));
             }
         }
-        if let Some(own) = own {
-            out.push(strip(own));
+        if let Some((own, _)) = own
+            .map(|short| self.rooms.pdu_by_short(short))
+            .transpose()?
+            .flatten()
+        {
+            out.push(strip(&own));
         }
         Ok(out)
     }

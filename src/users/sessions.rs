@@ -348,7 +348,7 @@ impl Sessions {
     /// the user's connections so those of removed devices close.
     pub fn commit_removal(&self, batch: Batch, user_id: &UserId) -> Result<()> {
         self.db.write(batch)?;
-        self.notifier.wake_now([user_id.to_string()]);
+        self.notifier.sessions_ended([user_id.to_string()]);
         Ok(())
     }
 

@@ -165,8 +165,12 @@ impl Connection {
         let mut ping = tokio::time::interval(PING_INTERVAL);
         ping.tick().await;
         let mut last_seen = tokio::time::Instant::now();
-        // Any wake-up of this user may be a logout: the token is checked again on each.
-        let mut woken = self.s.notifier.subscribe(identity.user_id.as_str());
+        // A removed device or token of this user may be ours: the token is checked on each.
+        let mut sessions = self.s.notifier.watch_sessions(identity.user_id.as_str());
+        // Checked again after subscribing: a logout since the first check is not missed.
+        if self.s.sessions.authenticate(token).is_err() {
+            return Err((CLOSE_UNAUTHORIZED, "logged out".into()));
+        }
         // Filters never change once stored: parsed once per connection.
         let filter =
             sync_filter(&self.s, identity, self.filter_raw.as_deref()).map_err(internal)?;
@@ -179,10 +183,6 @@ impl Connection {
             use_state_after: false,
         };
         loop {
-            woken.borrow_and_update();
-            if self.s.sessions.authenticate(token).is_err() {
-                return Err((CLOSE_UNAUTHORIZED, "logged out".into()));
-            }
             params.since = self.since;
             // Wait for news, answering pings and noticing a close or a logout meanwhile. The
             // wait itself is kept across those (not restarted), so a wake-up costs one sync
@@ -200,7 +200,7 @@ impl Connection {
                             Some(Ok(_)) => last_seen = tokio::time::Instant::now(),
                         }
                     }
-                    _ = woken.changed() => {
+                    _ = sessions.changed() => {
                         if self.s.sessions.authenticate(token).is_err() {
                             return Err((CLOSE_UNAUTHORIZED, "logged out".into()));
                         }
