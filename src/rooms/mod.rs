@@ -53,6 +53,8 @@ pub struct Rooms {
     pdu_cache: crate::util::GenerationalCache<u64, Arc<(crate::events::Pdu, tables::PduRecord)>>,
     /// Stream positions by event short id.
     pos_cache: crate::util::GenerationalCache<u64, u64>,
+    /// Memberships set by member events, by event short id.
+    membership_cache: crate::util::GenerationalCache<u64, String>,
     /// Rosters by room short id, tagged with the snapshot they were read at.
     roster_cache: crate::util::GenerationalCache<u64, (u64, Arc<roster::Roster>)>,
 }
@@ -79,6 +81,7 @@ impl Rooms {
             pdu_cache: crate::util::GenerationalCache::new(4096),
             roster_cache: crate::util::GenerationalCache::new(1024),
             pos_cache: crate::util::GenerationalCache::new(64 * 1024),
+            membership_cache: crate::util::GenerationalCache::new(64 * 1024),
         }
     }
 

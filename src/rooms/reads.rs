@@ -142,6 +142,35 @@ impl Rooms {
         Ok(out)
     }
 
+    /// The membership a member event sets, by short id. Visibility checks ask it of every
+    /// reader's own member event: kept apart from the decoded events (see [`Self::event_pos`]).
+    pub fn membership_set_by(&self, short: u64) -> Result<Option<String>> {
+        if let Some(membership) = self.membership_cache.get(&short) {
+            return Ok(Some(membership));
+        }
+        let membership = self
+            .pdu_by_short(short)?
+            .and_then(|(p, _)| p.content_json()["membership"].as_str().map(str::to_owned));
+        if let Some(m) = &membership {
+            self.membership_cache.insert(short, m.clone());
+        }
+        Ok(membership)
+    }
+
+    /// A user's membership within a snapshot.
+    pub fn membership_at(&self, snapshot: u64, user_id: &UserId) -> Result<Option<String>> {
+        let Some(key_short) = self
+            .state
+            .state_key_short("m.room.member", user_id.as_str())?
+        else {
+            return Ok(None);
+        };
+        match self.state.load(snapshot)?.get(&key_short) {
+            Some(short) => self.membership_set_by(*short),
+            None => Ok(None),
+        }
+    }
+
     /// One state event within a snapshot.
     pub fn state_event_at(
         &self,

@@ -57,10 +57,7 @@ impl<'a> VisibilityCheck<'a> {
         if let Some(v) = self.membership.get(&snapshot) {
             return Ok(v.clone());
         }
-        let value = self
-            .rooms
-            .state_event_at(snapshot, "m.room.member", self.user.as_str())?
-            .and_then(|p| p.content_json()["membership"].as_str().map(str::to_owned));
+        let value = self.rooms.membership_at(snapshot, self.user)?;
         self.membership.insert(snapshot, value.clone());
         Ok(value)
     }
