@@ -106,27 +106,38 @@ impl Rooms {
             let id = format!("!{}:{}", random_alphanumeric(18), self.server_name());
             Some(RoomId::parse(id).map_err(Error::internal)?)
         };
-        let template = PduTemplate::state("m.room.create", "", create_content);
-        let create = Pdu::build(
-            template,
-            room_id.as_deref(),
-            &rules,
-            creator,
-            &[],
-            &[],
-            1,
-            &self.key,
-        )?;
-        ruma::state_res::check_state_independent_auth_rules(
-            &rules.authorization,
-            &create,
-            |_: &EventId| None::<Pdu>,
-        )
-        .map_err(|e| Error::bad_json(format!("Invalid create event: {e}")))?;
-
-        let room_id = create.room_id.clone();
-        let lock = self.room_lock(&room_id);
-        let _guard = lock.lock().await;
+        // From v12 the room id is the create event's hash: two identical create requests by
+        // one user in the same millisecond would name the same room. Whoever comes second
+        // (the room exists once it holds the lock) builds its create event again a millisecond
+        // later, which gives another id.
+        let (create, room_id, lock) = loop {
+            let template = PduTemplate::state("m.room.create", "", create_content.clone());
+            let create = Pdu::build(
+                template,
+                room_id.as_deref(),
+                &rules,
+                creator,
+                &[],
+                &[],
+                1,
+                &self.key,
+            )?;
+            ruma::state_res::check_state_independent_auth_rules(
+                &rules.authorization,
+                &create,
+                |_: &EventId| None::<Pdu>,
+            )
+            .map_err(|e| Error::bad_json(format!("Invalid create event: {e}")))?;
+            let room_id = create.room_id.clone();
+            let lock = self.room_lock(&room_id);
+            let guard = lock.lock_owned().await;
+            if self.room(&room_id)?.is_none() {
+                break (create, room_id, guard);
+            }
+            drop(guard);
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        };
+        let _guard = lock;
 
         // Build and check every initial event against the state they form among themselves,
         // before anything is stored: an invalid initial state leaves no half-made room.

@@ -329,3 +329,22 @@ def test_room_alias_name_with_colon_rejected(user):
 
 def test_create_room_requires_auth(open_server):
     assert_error(open_server.post("createRoom", json={}), 401, "M_MISSING_TOKEN")
+
+
+@pytest.mark.parametrize("version", ["11", "12"])
+def test_identical_concurrent_creates_make_distinct_rooms(user, version):
+    """From v12 a room id is the hash of its create event, and identical requests by one user
+    in the same millisecond build identical create events: each request must still get a room
+    of its own."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    body = {"room_version": version, "preset": "private_chat"}
+    with ThreadPoolExecutor(8) as pool:
+        responses = list(pool.map(lambda _: user.post("createRoom", json=body), range(8)))
+    room_ids = [assert_status(r, 200)["room_id"] for r in responses]
+    assert len(set(room_ids)) == len(room_ids), room_ids
+    joined = set(assert_status(user.get("joined_rooms"), 200)["joined_rooms"])
+    assert set(room_ids) <= joined
+    for room_id in room_ids:
+        creates = [e for e in user.room_state(room_id) if e["type"] == "m.room.create"]
+        assert len(creates) == 1, creates
