@@ -7,8 +7,8 @@ use ruma::{DeviceId, EventId, OwnedEventId, OwnedRoomId, RoomId, RoomVersionId, 
 use super::Rooms;
 use super::state;
 use super::tables::{
-    EVENT_SHORTS, EVENT_TXNS, EXTREMITIES, EventTxn, PDUS, PduRecord, REDACTIONS, ROOM_MEMBERS,
-    ROOM_STATE, ROOMS, RoomRecord, TIMELINE, TXN_IDS, USER_ROOMS,
+    EVENT_SHORTS, EVENT_TXNS, EventTxn, LEGACY_EXTREMITIES, PDUS, PduRecord, REDACTIONS,
+    ROOM_EXTREMITIES, ROOM_MEMBERS, ROOM_STATE, ROOMS, RoomRecord, TIMELINE, TXN_IDS, USER_ROOMS,
 };
 use std::collections::HashMap;
 
@@ -18,12 +18,14 @@ use crate::storage::Batch;
 use crate::storage::keys::KeyBuilder;
 use crate::util::random_alphanumeric;
 
-/// An event's rows, staged in a batch: its short id, and its stream position (retired when
-/// dropped, after the batch is written).
+/// An event's rows, staged in a batch: its stream position (retired when dropped, after the
+/// batch is written).
 struct Persisted {
     permit: crate::storage::stream::StreamPermit,
-    short: u64,
 }
+
+/// Forward extremities: `(event short, event id)`.
+type Extremities = Vec<(u64, String)>;
 
 /// Identifies a client transaction: the same device retrying the same request.
 pub struct TxnKey<'a> {
@@ -205,14 +207,9 @@ impl Rooms {
         };
         let mut batch = Batch::new();
         let mut staged = Vec::with_capacity(events.len());
-        let mut previous: Option<u64> = None;
         for pdu in &events {
-            let old = previous
-                .map(|short| KeyBuilder::new().u64(room.short).u64(short).build())
-                .into_iter()
-                .collect();
-            let persisted = self.persist_into(&room_id, &mut room, pdu, old, &mut batch, true)?;
-            previous = Some(persisted.short);
+            let persisted =
+                self.persist_into(&room_id, &mut room, pdu, Vec::new(), &mut batch, true)?;
             staged.push(persisted);
         }
         self.db.write(batch)?;
@@ -238,7 +235,7 @@ impl Rooms {
         let rules = rules_of(&version)?;
 
         // prev_events: the forward extremities (one, while the room only has local events).
-        let extremities = EXTREMITIES.scan_prefix(&*self.db, &room.short.to_be_bytes(), 64)?;
+        let (extremities, legacy_keys) = self.extremities(room.short)?;
         let mut prev = Vec::with_capacity(extremities.len());
         for (_, event_id) in &extremities {
             let id = EventId::parse(event_id).map_err(Error::internal)?;
@@ -284,7 +281,6 @@ impl Rooms {
         )?;
         self.check(&pdu, &rules, &room)?;
 
-        let old_extremities = extremities.into_iter().map(|(k, _)| k).collect();
         let mut batch = Batch::new();
         if let Some(txn) = txn {
             TXN_IDS.put(&mut batch, txn.key(room_id), &pdu.event_id.to_string());
@@ -298,8 +294,29 @@ impl Rooms {
                 &echo,
             );
         }
-        self.persist(room_id, &mut room, &pdu, old_extremities, batch)?;
+        self.persist(room_id, &mut room, &pdu, legacy_keys, batch)?;
         Ok(pdu)
+    }
+
+    /// The room's forward extremities, and the legacy rows they came from (to delete) if the
+    /// room has no [`ROOM_EXTREMITIES`] row yet.
+    fn extremities(&self, room_short: u64) -> Result<(Extremities, Vec<Vec<u8>>)> {
+        if let Some(list) = ROOM_EXTREMITIES.get(&*self.db, &room_short.to_be_bytes())? {
+            return Ok((list, Vec::new()));
+        }
+        let rows = LEGACY_EXTREMITIES.scan_prefix(&*self.db, &room_short.to_be_bytes(), 64)?;
+        let mut list = Vec::with_capacity(rows.len());
+        let mut keys = Vec::with_capacity(rows.len());
+        for (key, event_id) in rows {
+            let short = key
+                .get(8..16)
+                .and_then(|b| b.try_into().ok())
+                .map(u64::from_be_bytes)
+                .ok_or_else(|| Error::internal("bad forward extremity key"))?;
+            list.push((short, event_id));
+            keys.push(key);
+        }
+        Ok((list, keys))
     }
 
     /// The auth rules: state-independent (the auth events themselves), then state-dependent
@@ -325,11 +342,11 @@ impl Rooms {
         room_id: &RoomId,
         room: &mut RoomRecord,
         pdu: &Pdu,
-        old_extremities: Vec<Vec<u8>>,
+        legacy_extremities: Vec<Vec<u8>>,
         mut batch: Batch,
     ) -> Result<()> {
         let persisted =
-            self.persist_into(room_id, room, pdu, old_extremities, &mut batch, false)?;
+            self.persist_into(room_id, room, pdu, legacy_extremities, &mut batch, false)?;
         self.db.write(batch)?;
         let pos = persisted.permit.pos();
         drop(persisted);
@@ -345,7 +362,7 @@ impl Rooms {
         room_id: &RoomId,
         room: &mut RoomRecord,
         pdu: &Pdu,
-        old_extremities: Vec<Vec<u8>>,
+        legacy_extremities: Vec<Vec<u8>>,
         batch: &mut Batch,
         staged: bool,
     ) -> Result<Persisted> {
@@ -427,16 +444,17 @@ impl Rooms {
             );
         }
         self.index_relation(pdu, room.short, permit.pos(), batch)?;
-        for key in old_extremities {
-            EXTREMITIES.delete(batch, key);
+        // A local event names every forward extremity as a prev_event: it is the only one now.
+        for key in legacy_extremities {
+            LEGACY_EXTREMITIES.delete(batch, key);
         }
-        EXTREMITIES.put(
+        ROOM_EXTREMITIES.put(
             batch,
-            KeyBuilder::new().u64(room.short).u64(short).build(),
-            &pdu.event_id.to_string(),
+            room.short.to_be_bytes().to_vec(),
+            &vec![(short, pdu.event_id.to_string())],
         );
         ROOMS.put(batch, KeyBuilder::new().str(room_id.as_str()).build(), room);
-        Ok(Persisted { permit, short })
+        Ok(Persisted { permit })
     }
 
     /// Wake whoever the event concerns: the room's members (joined, invited, knocking) and,

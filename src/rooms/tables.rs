@@ -26,8 +26,15 @@ pub const TIMELINE: Table<u64> = Table::new("timeline");
 pub const SNAPSHOTS: Table<Snapshot> = Table::new("state_snapshots");
 /// `room_short u64 ‖ state_key_short u64 → event_short u64`: the current state.
 pub const ROOM_STATE: Table<u64> = Table::new("room_state");
-/// `room_short u64 ‖ event_short u64 → event_id`: forward extremities.
-pub const EXTREMITIES: Table<String> = Table::new("forward_extremities");
+/// `room_short u64 → [(event_short, event_id)]`: the room's forward extremities, one row per
+/// room. A row per extremity (the layout of [`LEGACY_EXTREMITIES`]) left a tombstone per
+/// appended event that every later append's prefix scan had to step over: sends into one room
+/// slowed down as the room grew.
+pub const ROOM_EXTREMITIES: Table<Vec<(u64, String)>> = Table::new("room_extremities");
+/// `room_short u64 ‖ event_short u64 → event_id`: forward extremities as databases before
+/// [`ROOM_EXTREMITIES`] stored them; read when a room has no row there yet, and emptied by the
+/// room's next append.
+pub const LEGACY_EXTREMITIES: Table<String> = Table::new("forward_extremities");
 /// `room_short u64 ‖ user_id‖ → membership` (join, invite, leave, ban, knock).
 pub const ROOM_MEMBERS: Table<String> = Table::new("room_members");
 /// `user_id‖ room_id‖ → membership`: the rooms a user is in, per membership.
@@ -71,7 +78,8 @@ pub const ALL: &[&str] = &[
     TIMELINE.name,
     SNAPSHOTS.name,
     ROOM_STATE.name,
-    EXTREMITIES.name,
+    ROOM_EXTREMITIES.name,
+    LEGACY_EXTREMITIES.name,
     ROOM_MEMBERS.name,
     USER_ROOMS.name,
     TXN_IDS.name,
