@@ -58,10 +58,33 @@ enum AdminCommand {
 /// mimalloc instead of glibc malloc: with thousands of syncing clients glibc's arenas were a
 /// lock-contention point (a third of the server's CPU time went to futex waits on the arena
 /// locks in the 1,000-receiver fan-out benchmark), and mimalloc's per-thread heaps avoid it.
-/// It also returns freed memory to the system after a short delay, so argon2's 19 MiB per
-/// password hash does not stay resident.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// mimalloc tuned for footprint: freed memory goes back to the system at once (not after a
+/// delay, during which bursts such as argon2's 7 MiB per password hash piled up), and arena
+/// memory is committed as it is used rather than up front. Measured with mxbench: idle RSS
+/// 30 → 23 MiB, per-scenario peaks 41–68 → 27–35 MiB, send throughput within noise.
+/// Runs as an ELF constructor, before Rust's runtime allocates: the arena commit option is
+/// read when the first arena is reserved, which `main` is too late for.
+#[cfg(target_os = "linux")]
+#[used]
+#[unsafe(link_section = ".init_array")]
+static TUNE_ALLOCATOR: extern "C" fn() = tune_allocator;
+
+extern "C" fn tune_allocator() {
+    // Option numbers of mimalloc 3's `mi_option_e` (the Rust bindings list mimalloc 2's):
+    // applied only when the linked library is version 3.
+    const ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
+    const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+    // SAFETY: plain calls into the allocator's option table, before other threads start.
+    unsafe {
+        if libmimalloc_sys::mi_version() / 10_000 == 3 {
+            libmimalloc_sys::mi_option_set(ARENA_EAGER_COMMIT, 0);
+            libmimalloc_sys::mi_option_set(PURGE_DELAY, 0);
+        }
+    }
+}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
