@@ -483,3 +483,60 @@ pub fn redaction_target(pdu: &Pdu) -> Option<OwnedEventId> {
         .and_then(|r| OwnedEventId::try_from(r).ok())
         .or_else(|| pdu.redacts.clone())
 }
+
+#[cfg(test)]
+mod tests {
+    use ruma::OwnedUserId;
+    use serde_json::json;
+
+    use super::{LEGACY_EXTREMITIES, ROOM_EXTREMITIES};
+    use crate::config::Config;
+    use crate::events::PduTemplate;
+    use crate::rooms::create::CreateRoom;
+    use crate::storage::Batch;
+    use crate::storage::keys::KeyBuilder;
+
+    /// A database written before `room_extremities` existed keeps its forward extremities in
+    /// the legacy table: the next append builds on them and moves the room to the new row.
+    #[tokio::test]
+    async fn appends_build_on_legacy_extremities_and_migrate_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::default();
+        config.database.path = dir.path().to_path_buf();
+        let services = crate::services::Services::open(config).unwrap();
+        let rooms = &services.rooms;
+        let alice = OwnedUserId::try_from("@alice:localhost").unwrap();
+        let room_id = rooms
+            .create_room(&alice, CreateRoom::default())
+            .await
+            .unwrap();
+        let message = || PduTemplate::message("m.room.message", json!({"body": "hi"}));
+        let last = rooms.append(&room_id, &alice, message()).await.unwrap();
+        let room = rooms.room(&room_id).unwrap().unwrap();
+        let last_short = rooms.event_short(&last.event_id).unwrap().unwrap();
+
+        // Rewrite the room's extremities in the legacy layout.
+        let legacy_key = KeyBuilder::new().u64(room.short).u64(last_short).build();
+        let mut batch = Batch::new();
+        ROOM_EXTREMITIES.delete(&mut batch, room.short.to_be_bytes().to_vec());
+        LEGACY_EXTREMITIES.put(&mut batch, legacy_key.clone(), &last.event_id.to_string());
+        rooms.db.write(batch).unwrap();
+
+        let next = rooms.append(&room_id, &alice, message()).await.unwrap();
+        assert_eq!(next.prev_events, vec![last.event_id.clone()]);
+        assert_eq!(
+            LEGACY_EXTREMITIES.get(&*rooms.db, &legacy_key).unwrap(),
+            None
+        );
+        let row = ROOM_EXTREMITIES
+            .get(&*rooms.db, &room.short.to_be_bytes())
+            .unwrap()
+            .unwrap();
+        let next_short = rooms.event_short(&next.event_id).unwrap().unwrap();
+        assert_eq!(row, vec![(next_short, next.event_id.to_string())]);
+
+        // And from the new row on, as usual.
+        let third = rooms.append(&room_id, &alice, message()).await.unwrap();
+        assert_eq!(third.prev_events, vec![next.event_id.clone()]);
+    }
+}
