@@ -9,6 +9,7 @@
 //! feed received PDUs into the same steps after signature and hash checks.
 
 pub mod aliases;
+pub mod annotations;
 pub mod content;
 pub mod create;
 pub mod filter;
@@ -53,6 +54,8 @@ pub struct Rooms {
     pdu_cache: crate::util::GenerationalCache<u64, Arc<(crate::events::Pdu, tables::PduRecord)>>,
     /// Stream positions by event short id.
     pos_cache: crate::util::GenerationalCache<u64, u64>,
+    /// Which events have no redaction or relation (see `annotations.rs`).
+    annotations: annotations::AnnotationEpochs,
     /// Memberships set by member events, by event short id.
     membership_cache: crate::util::GenerationalCache<u64, String>,
     /// Rosters by room short id, tagged with the snapshot they were read at.
@@ -82,6 +85,7 @@ impl Rooms {
             roster_cache: crate::util::GenerationalCache::new(1024),
             pos_cache: crate::util::GenerationalCache::new(64 * 1024),
             membership_cache: crate::util::GenerationalCache::new(64 * 1024),
+            annotations: annotations::AnnotationEpochs::new(16 * 1024),
         }
     }
 

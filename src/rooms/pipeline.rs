@@ -5,6 +5,7 @@ use ruma::room_version_rules::RoomVersionRules;
 use ruma::{DeviceId, EventId, OwnedEventId, OwnedRoomId, RoomId, RoomVersionId, UserId};
 
 use super::Rooms;
+use super::annotations::AnnotationEpochs;
 use super::state;
 use super::tables::{
     EVENT_SHORTS, EVENT_TXNS, EventTxn, LEGACY_EXTREMITIES, PDUS, PduRecord, REDACTIONS,
@@ -213,6 +214,9 @@ impl Rooms {
             staged.push(persisted);
         }
         self.db.write(batch)?;
+        if events.iter().any(AnnotationEpochs::annotates) {
+            self.annotations.bump();
+        }
         let last = staged.iter().map(|p| p.permit.pos()).max().unwrap_or(0);
         drop(staged);
         if let Some(last_event) = events.last() {
@@ -348,6 +352,10 @@ impl Rooms {
         let persisted =
             self.persist_into(room_id, room, pdu, legacy_extremities, &mut batch, false)?;
         self.db.write(batch)?;
+        // After the write, before the position is readable (see `annotations.rs`).
+        if AnnotationEpochs::annotates(pdu) {
+            self.annotations.bump();
+        }
         let pos = persisted.permit.pos();
         drop(persisted);
         self.publish(room, pdu, pos)

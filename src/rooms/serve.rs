@@ -40,10 +40,25 @@ impl Rooms {
     /// aggregations of related events (`unsigned.m.relations`); a redacted event has its content
     /// stripped by its room version's redaction rules and `unsigned.redacted_because`.
     pub fn client_event_for(&self, pdu: &Pdu, viewer: Option<&Identity>) -> Result<Value> {
-        let Some(redaction) = self.redacted_by(pdu)? else {
+        // Read before the lookups: an entry is only as new as the epoch it was found at.
+        let epoch = self.annotations.epoch();
+        let known_plain = self.annotations.is_plain(pdu, epoch);
+        let redaction = if known_plain {
+            None
+        } else {
+            self.redacted_by(pdu)?
+        };
+        let Some(redaction) = redaction else {
             let mut event = self.plain_client_event(pdu);
-            if let Some(relations) = self.aggregations(pdu, viewer.map(|v| &*v.user_id))? {
-                event["unsigned"]["m.relations"] = relations;
+            let relations = if known_plain {
+                None
+            } else {
+                self.aggregations(pdu, viewer.map(|v| &*v.user_id))?
+            };
+            match relations {
+                Some(relations) => event["unsigned"]["m.relations"] = relations,
+                None if !known_plain => self.annotations.remember_plain(pdu, epoch),
+                None => {}
             }
             // The sending device (only) learns which of its transactions this event was.
             if let Some(viewer) = viewer

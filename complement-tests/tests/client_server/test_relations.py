@@ -277,3 +277,26 @@ def test_threads_bad_include(user):
 def test_threads_non_member(user, user2):
     room = user.create_room(preset="public_chat")
     assert_error(user2.get(CLIENT_V1 + "/" + room_path(room, "threads")), 403, "M_FORBIDDEN")
+
+
+def test_an_event_read_before_it_is_edited_shows_the_edit_after(user):
+    """Reading an event, then editing it: the next read carries the edit (a server that
+    remembers the event had nothing attached must notice the change)."""
+    room = user.create_room()
+    root = user.send_message(room, "before")
+    first = user.get_event(room, root)
+    assert "m.replace" not in first.get("unsigned", {}).get("m.relations", {}), first
+    edit_id = edit(user, room, root, "after")
+    replace = user.get_event(room, root)["unsigned"]["m.relations"]["m.replace"]
+    assert replace["event_id"] == edit_id, replace
+
+
+def test_an_event_read_before_it_is_redacted_is_redacted_after(user):
+    room = user.create_room()
+    root = user.send_message(room, "soon gone")
+    assert user.get_event(room, root)["content"]["body"] == "soon gone"
+    path = room_path(room, "redact", root, "ct-redact-" + root.strip("$")[:16])
+    assert_status(user.put(path, json={"reason": "test"}), 200)
+    after = user.get_event(room, root)
+    assert after["content"] == {}, after
+    assert "redacted_because" in after["unsigned"], after

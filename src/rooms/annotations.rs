@@ -1,0 +1,62 @@
+//! Remembering which events have nothing attached: no relation points at them and no
+//! redaction redacts them.
+//!
+//! Serving an event looks up its redaction and its related events (edits, threads, references)
+//! for every reader. Under fan-out, a new message goes to thousands of readers and almost
+//! never has either, so the answer "plain" is cached per event, tagged with the *annotation
+//! epoch*: a counter bumped after every committed event that could change it (a redaction, or
+//! an event with `m.relates_to`, whichever room it targets). An entry whose tag is not the
+//! current epoch is looked up again (by the first reader; the others then hit). The bump comes
+//! after the write, so a reader that found nothing either ran after the write (and saw it) or
+//! tagged its entry with an epoch the bump then leaves behind. The epoch lives in memory and
+//! the cache starts empty, so a restart only costs lookups; with several nodes, the bumps will
+//! travel with the notifier's wake-ups.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use ruma::OwnedEventId;
+
+use crate::events::Pdu;
+use crate::util::GenerationalCache;
+
+pub struct AnnotationEpochs {
+    epoch: AtomicU64,
+    plain: GenerationalCache<OwnedEventId, u64>,
+}
+
+impl AnnotationEpochs {
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            epoch: AtomicU64::new(0),
+            plain: GenerationalCache::new(capacity),
+        }
+    }
+
+    /// Whether `pdu` could annotate another event.
+    pub fn annotates(pdu: &Pdu) -> bool {
+        pdu.kind == ruma::events::TimelineEventType::RoomRedaction
+            || pdu.content_json().get("m.relates_to").is_some()
+    }
+
+    /// Called after an annotating event committed.
+    pub fn bump(&self) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// The current epoch: read it before looking anything up.
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::SeqCst)
+    }
+
+    /// Whether `pdu` was found plain at `epoch` (the current one).
+    pub fn is_plain(&self, pdu: &Pdu, epoch: u64) -> bool {
+        self.plain
+            .get(&pdu.event_id)
+            .is_some_and(|tagged| tagged == epoch)
+    }
+
+    /// `pdu` has nothing attached as of `epoch` (read before the lookups that found nothing).
+    pub fn remember_plain(&self, pdu: &Pdu, epoch: u64) {
+        self.plain.insert(pdu.event_id.clone(), epoch);
+    }
+}
