@@ -16,6 +16,7 @@ pub mod engine;
 pub mod keys;
 pub mod rocks;
 pub mod stream;
+pub mod stream_marks;
 pub mod table;
 
 pub use engine::{Batch, KvEngine, StorageError};

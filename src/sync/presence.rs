@@ -15,6 +15,7 @@ use crate::rooms::Rooms;
 use crate::rooms::roster::Roster;
 use crate::storage::keys::KeyBuilder;
 use crate::storage::stream::StreamCounter;
+use crate::storage::stream_marks::StreamMarks;
 use crate::storage::{Batch, KvEngine};
 use crate::util::now_ms;
 
@@ -29,6 +30,8 @@ pub struct Presence {
     pub enabled: bool,
     idle_ms: u64,
     offline_ms: u64,
+    /// The last position any presence changed at (key ""): sync skips the change table.
+    marks: StreamMarks,
 }
 
 impl Presence {
@@ -40,6 +43,7 @@ impl Presence {
         config: &crate::config::PresenceConfig,
     ) -> Self {
         Self {
+            marks: StreamMarks::new(&stream),
             db,
             stream,
             notifier,
@@ -137,6 +141,7 @@ impl Presence {
         );
         self.db.write(batch)?;
         let pos = permit.pos();
+        self.marks.note("", pos);
         drop(permit);
         let mut audience: Vec<String> = self.audience(user)?.into_iter().collect();
         audience.push(user.to_string());
@@ -210,6 +215,7 @@ impl Presence {
                 audience.insert(viewer.to_string());
                 audience.into_iter().collect()
             }
+            Some(since) if !self.marks.changed_after("", since) => return Ok(Vec::new()),
             Some(since) => {
                 // What changed first: usually nothing, and then the audience (everyone in the
                 // viewer's rooms, costly in big rooms) is never computed.

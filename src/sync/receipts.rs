@@ -13,6 +13,7 @@ use crate::error::{Error, Result};
 use crate::rooms::Rooms;
 use crate::storage::keys::{KeyBuilder, KeyReader};
 use crate::storage::stream::StreamCounter;
+use crate::storage::stream_marks::StreamMarks;
 use crate::storage::{Batch, KvEngine};
 use crate::util::now_ms;
 
@@ -24,6 +25,8 @@ pub struct Receipts {
     stream: Arc<StreamCounter>,
     notifier: Arc<Notifier>,
     rooms: Arc<Rooms>,
+    /// Per room: the last position a receipt changed at (sync skips the table).
+    marks: StreamMarks,
 }
 
 fn receipt_key(room_id: &str, kind: &str, user: &str, thread: &str) -> Vec<u8> {
@@ -43,6 +46,7 @@ impl Receipts {
         rooms: Arc<Rooms>,
     ) -> Self {
         Self {
+            marks: StreamMarks::new(&stream),
             db,
             stream,
             notifier,
@@ -106,6 +110,7 @@ impl Receipts {
         );
         self.db.write(batch)?;
         let pos = permit.pos();
+        self.marks.note(room_id.as_str(), pos);
         drop(permit);
         let wake: Vec<String> = if kind == READ_PRIVATE {
             vec![user.to_string()]
@@ -150,6 +155,7 @@ impl Receipts {
                     }
                 }
             }
+            Some(since) if !self.marks.changed_after(room_id.as_str(), since) => {}
             Some(since) => {
                 let start = KeyBuilder::new()
                     .str(room_id.as_str())

@@ -13,6 +13,7 @@ use super::tables::{ACCOUNT_DATA, ACCOUNT_DATA_CHANGES, AccountDataChange, Accou
 use crate::error::{Error, Result};
 use crate::storage::keys::KeyBuilder;
 use crate::storage::stream::StreamCounter;
+use crate::storage::stream_marks::StreamMarks;
 use crate::storage::{Batch, KvEngine};
 
 /// Types the server manages itself; clients can't write them through this API (405).
@@ -22,6 +23,8 @@ pub struct AccountData {
     db: Arc<dyn KvEngine>,
     stream: Arc<StreamCounter>,
     notifier: Arc<crate::sync::Notifier>,
+    /// Per user: the last position their account data changed at (sync skips the table).
+    marks: StreamMarks,
 }
 
 fn data_key(user_id: &UserId, room_id: Option<&RoomId>, data_type: &str) -> Vec<u8> {
@@ -39,6 +42,7 @@ impl AccountData {
         notifier: Arc<crate::sync::Notifier>,
     ) -> Self {
         Self {
+            marks: StreamMarks::new(&stream),
             db,
             stream,
             notifier,
@@ -120,6 +124,7 @@ impl AccountData {
         );
         self.db.write(batch)?;
         let pos = permit.pos();
+        self.marks.note(user_id.as_str(), pos);
         drop(permit);
         self.notifier.notify_at(pos, [user_id.to_string()]);
         Ok(())
@@ -149,6 +154,9 @@ impl AccountData {
         since: u64,
         upto: u64,
     ) -> Result<Vec<(String, String, Value)>> {
+        if !self.marks.changed_after(user_id.as_str(), since) {
+            return Ok(Vec::new());
+        }
         let start = KeyBuilder::new()
             .str(user_id.as_str())
             .u64(since.saturating_add(1))
