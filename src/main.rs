@@ -72,6 +72,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[unsafe(link_section = ".init_array")]
 static TUNE_ALLOCATOR: extern "C" fn() = tune_allocator;
 
+#[cfg(target_os = "linux")]
 extern "C" fn tune_allocator() {
     // Option numbers of mimalloc 3's `mi_option_e` (the Rust bindings list mimalloc 2's):
     // applied only when the linked library is version 3.
