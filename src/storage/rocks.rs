@@ -144,18 +144,25 @@ impl KvEngine for RocksEngine {
     }
 }
 
+/// Small caches for unit tests' throwaway databases.
+#[cfg(test)]
+impl RocksSettings {
+    pub fn for_tests() -> Self {
+        Self {
+            cache_bytes: 8 << 20,
+            write_buffer_bytes: 8 << 20,
+            sync_writes: false,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::storage::keys::KeyBuilder;
 
     fn open(dir: &Path) -> RocksEngine {
-        let settings = RocksSettings {
-            cache_bytes: 8 << 20,
-            write_buffer_bytes: 8 << 20,
-            sync_writes: false,
-        };
-        RocksEngine::open(dir, &["t1", "t2"], &settings).unwrap()
+        RocksEngine::open(dir, &["t1", "t2"], &RocksSettings::for_tests()).unwrap()
     }
 
     #[test]

@@ -150,12 +150,7 @@ mod tests {
     use crate::storage::rocks::{RocksEngine, RocksSettings};
 
     fn engine(dir: &std::path::Path) -> Arc<dyn KvEngine> {
-        let settings = RocksSettings {
-            cache_bytes: 8 << 20,
-            write_buffer_bytes: 8 << 20,
-            sync_writes: false,
-        };
-        Arc::new(RocksEngine::open(dir, &[META], &settings).unwrap())
+        Arc::new(RocksEngine::open(dir, &[META], &RocksSettings::for_tests()).unwrap())
     }
 
     #[test]

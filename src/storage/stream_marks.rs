@@ -57,13 +57,14 @@ mod tests {
     #[test]
     fn only_writes_after_since_count_and_the_past_before_startup_is_unknown() {
         let dir = tempfile::tempdir().unwrap();
-        let settings = RocksSettings {
-            cache_bytes: 8 << 20,
-            write_buffer_bytes: 8 << 20,
-            sync_writes: false,
-        };
-        let db: Arc<dyn KvEngine> =
-            Arc::new(RocksEngine::open(dir.path(), &[crate::storage::META], &settings).unwrap());
+        let db: Arc<dyn KvEngine> = Arc::new(
+            RocksEngine::open(
+                dir.path(),
+                &[crate::storage::META],
+                &RocksSettings::for_tests(),
+            )
+            .unwrap(),
+        );
         let stream = StreamCounter::load(Arc::clone(&db)).unwrap();
         let before = stream.reserve().unwrap().pos(); // written before "startup"
         drop(stream);

@@ -142,13 +142,9 @@ mod tests {
     use crate::storage::stream::StreamCounter;
 
     fn counter(dir: &std::path::Path) -> Arc<StreamCounter> {
-        let settings = RocksSettings {
-            cache_bytes: 8 << 20,
-            write_buffer_bytes: 8 << 20,
-            sync_writes: false,
-        };
-        let db: Arc<dyn KvEngine> =
-            Arc::new(RocksEngine::open(dir, &[crate::storage::META], &settings).unwrap());
+        let db: Arc<dyn KvEngine> = Arc::new(
+            RocksEngine::open(dir, &[crate::storage::META], &RocksSettings::for_tests()).unwrap(),
+        );
         StreamCounter::load(db).unwrap()
     }
 
