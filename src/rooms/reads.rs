@@ -159,16 +159,18 @@ impl Rooms {
 
     /// A user's membership within a snapshot.
     pub fn membership_at(&self, snapshot: u64, user_id: &UserId) -> Result<Option<String>> {
-        let Some(key_short) = self
-            .state
-            .state_key_short("m.room.member", user_id.as_str())?
-        else {
-            return Ok(None);
-        };
-        match self.state.load(snapshot)?.get(&key_short) {
-            Some(short) => self.membership_set_by(*short),
+        match self.state_short_at(snapshot, "m.room.member", user_id.as_str())? {
+            Some(short) => self.membership_set_by(short),
             None => Ok(None),
         }
+    }
+
+    /// The short id of the state event of `(kind, state_key)` within a snapshot.
+    fn state_short_at(&self, snapshot: u64, kind: &str, state_key: &str) -> Result<Option<u64>> {
+        let Some(key_short) = self.state.state_key_short(kind, state_key)? else {
+            return Ok(None);
+        };
+        Ok(self.state.load(snapshot)?.get(&key_short).copied())
     }
 
     /// One state event within a snapshot.
@@ -178,11 +180,8 @@ impl Rooms {
         kind: &str,
         state_key: &str,
     ) -> Result<Option<Pdu>> {
-        let Some(key_short) = self.state.state_key_short(kind, state_key)? else {
-            return Ok(None);
-        };
-        match self.state.load(snapshot)?.get(&key_short) {
-            Some(short) => Ok(self.pdu_by_short(*short)?.map(|(p, _)| p)),
+        match self.state_short_at(snapshot, kind, state_key)? {
+            Some(short) => Ok(self.pdu_by_short(short)?.map(|(p, _)| p)),
             None => Ok(None),
         }
     }

@@ -33,11 +33,6 @@ impl Roster {
         Self { members, joined }
     }
 
-    /// `(user_id, membership)` of everyone, ordered by user id.
-    pub fn all(&self) -> &[(String, String)] {
-        &self.members
-    }
-
     /// Users whose membership is one of `memberships`, ordered by user id.
     pub fn with<'a>(&'a self, memberships: &'a [&str]) -> impl Iterator<Item = &'a str> + 'a {
         self.members

@@ -50,15 +50,11 @@ impl Rooms {
         };
         let Some(redaction) = redaction else {
             let mut event = self.plain_client_event(pdu);
-            let relations = if known_plain {
-                None
-            } else {
-                self.aggregations(pdu, viewer.map(|v| &*v.user_id))?
-            };
-            match relations {
-                Some(relations) => event["unsigned"]["m.relations"] = relations,
-                None if !known_plain => self.annotations.remember_plain(pdu, epoch),
-                None => {}
+            if !known_plain {
+                match self.aggregations(pdu, viewer.map(|v| &*v.user_id))? {
+                    Some(relations) => event["unsigned"]["m.relations"] = relations,
+                    None => self.annotations.remember_plain(pdu, epoch),
+                }
             }
             // The sending device (only) learns which of its transactions this event was.
             if let Some(viewer) = viewer

@@ -133,26 +133,23 @@ impl SyncService {
             self.presence.set(&who.user_id, presence, None, true)?;
         }
         let deadline = tokio::time::Instant::now() + params.timeout;
+        let mut timed_out = false;
         loop {
             let upto = self.stream.frontier();
             let since = params.since.map(|s| s.min(upto));
             // Everything a response carries sits on the stream: with `since` at the frontier
             // there can be nothing new, so a client coming straight back after a response
             // waits without a computation (half of all long-poll work under fan-out).
-            let nothing_new = since == Some(upto) && !params.full_state;
+            let nothing_new = since == Some(upto) && !params.full_state && !timed_out;
             if !nothing_new {
                 let (body, has_news) = self.compute(who, since, upto, params)?;
-                if has_news || since.is_none() || params.full_state {
+                if has_news || since.is_none() || params.full_state || timed_out {
                     return Ok((body, has_news));
                 }
             }
             match tokio::time::timeout_at(deadline, wake.changed()).await {
-                Ok(Ok(())) => continue,
-                _ => {
-                    let upto = self.stream.frontier();
-                    let since = params.since.map(|s| s.min(upto));
-                    return self.compute(who, since, upto, params);
-                }
+                Ok(Ok(())) => {}
+                _ => timed_out = true,
             }
         }
     }
@@ -260,18 +257,18 @@ impl SyncService {
         // A filter without presence skips the work (an initial sync's presence is everyone
         // in the user's rooms).
         let presence: Vec<Value> = if filter.presence.allows_type("m.presence") {
-            self.presence.events_for(&who.user_id, since, upto)?
+            self.presence
+                .events_for(&who.user_id, since, upto)?
+                .into_iter()
+                .filter(|e| {
+                    e["sender"]
+                        .as_str()
+                        .is_some_and(|s| filter.presence.allows_sender(s))
+                })
+                .collect()
         } else {
             Vec::new()
         };
-        let presence: Vec<Value> = presence
-            .into_iter()
-            .filter(|e| {
-                e["sender"]
-                    .as_str()
-                    .is_some_and(|s| filter.presence.allows_sender(s))
-            })
-            .collect();
         let has_news = !join.is_empty()
             || !invite.is_empty()
             || !leave.is_empty()

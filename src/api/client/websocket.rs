@@ -47,6 +47,7 @@ const CLOSE_UNAUTHORIZED: u16 = 4001;
 const CLOSE_BAD_MESSAGE: u16 = 4002;
 /// RFC 6455's "message too big".
 const CLOSE_TOO_BIG: u16 = 1009;
+const CLOSE_ACK_TIMEOUT: u16 = 4008;
 
 /// Whether a read failed because the client's message exceeded [`MAX_CLIENT_MESSAGE`].
 fn is_too_big(error: &axum::Error) -> bool {
@@ -55,7 +56,6 @@ fn is_too_big(error: &axum::Error) -> bool {
         Some(tungstenite::Error::Capacity(_))
     )
 }
-const CLOSE_ACK_TIMEOUT: u16 = 4008;
 
 pub fn routes(router: Router<AppState>) -> Router<AppState> {
     router.route(PATH, get(upgrade))
@@ -167,8 +167,9 @@ impl Connection {
         let mut last_seen = tokio::time::Instant::now();
         // A removed device or token of this user may be ours: the token is checked on each.
         let mut sessions = self.s.notifier.watch_sessions(identity.user_id.as_str());
+        let logged_out = || self.s.sessions.authenticate(token).is_err();
         // Checked again after subscribing: a logout since the first check is not missed.
-        if self.s.sessions.authenticate(token).is_err() {
+        if logged_out() {
             return Err((CLOSE_UNAUTHORIZED, "logged out".into()));
         }
         // Filters never change once stored: parsed once per connection.
@@ -201,7 +202,7 @@ impl Connection {
                         }
                     }
                     _ = sessions.changed() => {
-                        if self.s.sessions.authenticate(token).is_err() {
+                        if logged_out() {
                             return Err((CLOSE_UNAUTHORIZED, "logged out".into()));
                         }
                     }
