@@ -4,8 +4,8 @@
 //! Serving an event looks up its redaction and its related events (edits, threads, references)
 //! for every reader. Under fan-out, a new message goes to thousands of readers and almost
 //! never has either, so the answer "plain" is cached per event, tagged with the *annotation
-//! epoch*: a counter bumped after every committed event that could change it (a redaction, or
-//! an event with `m.relates_to`, whichever room it targets). An entry whose tag is not the
+//! epoch*: a counter bumped after every committed event that could change it (an indexed
+//! redaction or relation, whichever room it targets). An entry whose tag is not the
 //! current epoch is looked up again (by the first reader; the others then hit). The bump comes
 //! after the write, so a reader that found nothing either ran after the write (and saw it) or
 //! tagged its entry with an epoch the bump then leaves behind. The epoch lives in memory and
@@ -30,12 +30,6 @@ impl AnnotationEpochs {
             epoch: AtomicU64::new(0),
             plain: GenerationalCache::new(capacity),
         }
-    }
-
-    /// Whether `pdu` could annotate another event.
-    pub fn annotates(pdu: &Pdu) -> bool {
-        pdu.kind == ruma::events::TimelineEventType::RoomRedaction
-            || pdu.content_json().get("m.relates_to").is_some()
     }
 
     /// Called after an annotating event committed.

@@ -5,7 +5,6 @@ use ruma::room_version_rules::RoomVersionRules;
 use ruma::{DeviceId, EventId, OwnedEventId, OwnedRoomId, RoomId, RoomVersionId, UserId};
 
 use super::Rooms;
-use super::annotations::AnnotationEpochs;
 use super::state;
 use super::tables::{
     EVENT_SHORTS, EVENT_TXNS, EventTxn, LEGACY_EXTREMITIES, PDUS, PduRecord, REDACTIONS,
@@ -20,9 +19,11 @@ use crate::storage::keys::KeyBuilder;
 use crate::util::random_alphanumeric;
 
 /// An event's rows, staged in a batch: its stream position (retired when dropped, after the
-/// batch is written).
+/// batch is written), and whether it redacts or relates to another event (which, once written,
+/// moves the annotation epoch: see `annotations.rs`).
 struct Persisted {
     permit: crate::storage::stream::StreamPermit,
+    annotates: bool,
 }
 
 /// Forward extremities: `(event short, event id)`.
@@ -214,7 +215,7 @@ impl Rooms {
             staged.push(persisted);
         }
         self.db.write(batch)?;
-        if events.iter().any(AnnotationEpochs::annotates) {
+        if staged.iter().any(|p| p.annotates) {
             self.annotations.bump();
         }
         let last = staged.iter().map(|p| p.permit.pos()).max().unwrap_or(0);
@@ -353,7 +354,7 @@ impl Rooms {
             self.persist_into(room_id, room, pdu, legacy_extremities, &mut batch, false)?;
         self.db.write(batch)?;
         // After the write, before the position is readable (see `annotations.rs`).
-        if AnnotationEpochs::annotates(pdu) {
+        if persisted.annotates {
             self.annotations.bump();
         }
         let pos = persisted.permit.pos();
@@ -440,6 +441,7 @@ impl Rooms {
             KeyBuilder::new().u64(room.short).u64(permit.pos()).build(),
             &short,
         );
+        let mut annotates = false;
         // A redaction only ever applies to an event of its own room.
         if pdu.kind == TimelineEventType::RoomRedaction
             && let Some(target) = redaction_target(pdu)
@@ -450,8 +452,9 @@ impl Rooms {
                 KeyBuilder::new().str(target.as_str()).build(),
                 &pdu.event_id.to_string(),
             );
+            annotates = true;
         }
-        self.index_relation(pdu, room.short, permit.pos(), batch)?;
+        annotates |= self.index_relation(pdu, room.short, permit.pos(), batch)?;
         // A local event names every forward extremity as a prev_event: it is the only one now.
         for key in legacy_extremities {
             LEGACY_EXTREMITIES.delete(batch, key);
@@ -462,7 +465,7 @@ impl Rooms {
             &vec![(short, pdu.event_id.to_string())],
         );
         ROOMS.put(batch, KeyBuilder::new().str(room_id.as_str()).build(), room);
-        Ok(Persisted { permit })
+        Ok(Persisted { permit, annotates })
     }
 
     /// Wake whoever the event concerns: the room's members (joined, invited, knocking) and,

@@ -29,15 +29,16 @@ pub struct Related {
 
 impl Rooms {
     /// Index `pdu`'s relation (and thread membership) into `batch`: part of the event's write.
+    /// Says whether `pdu` had a relation to index.
     pub(super) fn index_relation(
         &self,
         pdu: &Pdu,
         room_short: u64,
         pos: u64,
         batch: &mut Batch,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let Some((rel_type, target)) = relation_of(pdu) else {
-            return Ok(());
+            return Ok(false);
         };
         let record = RelationRecord {
             event_id: pdu.event_id.to_string(),
@@ -75,7 +76,7 @@ impl Rooms {
             }
             THREADS.put(batch, key, &thread);
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Events relating to `target`, in stream order from `from` (exclusive) in either direction.
