@@ -34,53 +34,88 @@ pub fn sha256_hex(data: &[u8]) -> String {
     hex::encode(Sha256::digest(data))
 }
 
-/// A small bounded cache for immutable values (state snapshots, PDUs): two generations; when
-/// the young one fills it becomes the old one and the previous old one is dropped, so recently
-/// used entries survive and memory stays bounded at about `2 × capacity` entries.
+/// A small bounded cache: two generations; when the young one fills it becomes the old one and
+/// the previous old one is dropped, so recently used entries survive and memory stays bounded
+/// at about `2 × capacity` entries.
+///
+/// Caches of values that can change or go away are invalidated with [`Self::remove`] or
+/// [`Self::clear`] *after* the write that changed them. A reader that read the old value
+/// before that write must not put it back afterwards: it takes [`Self::epoch`] before reading
+/// and inserts with [`Self::insert_unless_invalidated`], which refuses once anything was
+/// invalidated since.
 pub struct GenerationalCache<K, V> {
     capacity: usize,
-    generations: parking_lot::Mutex<(
-        std::collections::HashMap<K, V>,
-        std::collections::HashMap<K, V>,
-    )>,
+    inner: parking_lot::Mutex<Generations<K, V>>,
+}
+
+struct Generations<K, V> {
+    young: std::collections::HashMap<K, V>,
+    old: std::collections::HashMap<K, V>,
+    /// Bumped by every invalidation.
+    epoch: u64,
 }
 
 impl<K: std::hash::Hash + Eq + Clone, V: Clone> GenerationalCache<K, V> {
     pub fn new(capacity: usize) -> Self {
         Self {
             capacity,
-            generations: parking_lot::Mutex::new((Default::default(), Default::default())),
+            inner: parking_lot::Mutex::new(Generations {
+                young: Default::default(),
+                old: Default::default(),
+                epoch: 0,
+            }),
         }
     }
 
     pub fn get(&self, key: &K) -> Option<V> {
-        let mut g = self.generations.lock();
-        if let Some(v) = g.0.get(key) {
+        let mut g = self.inner.lock();
+        if let Some(v) = g.young.get(key) {
             return Some(v.clone());
         }
-        let v = g.1.remove(key)?;
-        Self::insert_young(&mut g, self.capacity, key.clone(), v.clone());
+        let v = g.old.remove(key)?;
+        g.insert_young(self.capacity, key.clone(), v.clone());
         Some(v)
     }
 
     pub fn insert(&self, key: K, value: V) {
-        let mut g = self.generations.lock();
-        Self::insert_young(&mut g, self.capacity, key, value);
+        self.inner.lock().insert_young(self.capacity, key, value);
     }
 
-    fn insert_young(
-        g: &mut (
-            std::collections::HashMap<K, V>,
-            std::collections::HashMap<K, V>,
-        ),
-        capacity: usize,
-        key: K,
-        value: V,
-    ) {
-        if g.0.len() >= capacity {
-            g.1 = std::mem::take(&mut g.0);
+    /// The invalidation count, to pass to [`Self::insert_unless_invalidated`].
+    pub fn epoch(&self) -> u64 {
+        self.inner.lock().epoch
+    }
+
+    /// Insert a value read when the cache was at `epoch`, unless something was invalidated
+    /// since (the value may be from before that change).
+    pub fn insert_unless_invalidated(&self, epoch: u64, key: K, value: V) {
+        let mut g = self.inner.lock();
+        if g.epoch == epoch {
+            g.insert_young(self.capacity, key, value);
         }
-        g.0.insert(key, value);
+    }
+
+    pub fn remove(&self, key: &K) {
+        let mut g = self.inner.lock();
+        g.young.remove(key);
+        g.old.remove(key);
+        g.epoch += 1;
+    }
+
+    pub fn clear(&self) {
+        let mut g = self.inner.lock();
+        g.young.clear();
+        g.old.clear();
+        g.epoch += 1;
+    }
+}
+
+impl<K: std::hash::Hash + Eq, V> Generations<K, V> {
+    fn insert_young(&mut self, capacity: usize, key: K, value: V) {
+        if self.young.len() >= capacity {
+            self.old = std::mem::take(&mut self.young);
+        }
+        self.young.insert(key, value);
     }
 }
 
@@ -116,5 +151,20 @@ mod tests {
             "entries unused for two generations are dropped"
         );
         assert_eq!(cache.get(&5), Some("e"));
+    }
+
+    #[test]
+    fn a_value_read_before_an_invalidation_is_not_cached_after_it() {
+        let cache = GenerationalCache::new(4);
+        cache.insert("token", 1);
+        let seen = cache.epoch(); // a reader starts, reads the old value...
+        cache.remove(&"token"); // ...the value is changed and invalidated...
+        cache.insert_unless_invalidated(seen, "token", 1); // ...the reader's insert is refused
+        assert_eq!(cache.get(&"token"), None);
+        let seen = cache.epoch();
+        cache.insert_unless_invalidated(seen, "token", 2);
+        assert_eq!(cache.get(&"token"), Some(2));
+        cache.clear();
+        assert_eq!(cache.get(&"token"), None);
     }
 }

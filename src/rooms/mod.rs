@@ -16,6 +16,7 @@ pub mod filter;
 pub mod pipeline;
 pub mod power;
 pub mod reads;
+pub mod recent;
 pub mod redaction;
 pub mod relations;
 pub mod reports;
@@ -60,6 +61,10 @@ pub struct Rooms {
     membership_cache: crate::util::GenerationalCache<u64, String>,
     /// Rosters by room short id, tagged with the snapshot they were read at.
     roster_cache: crate::util::GenerationalCache<u64, (u64, Arc<roster::Roster>)>,
+    /// The newest timeline positions of each room (see `recent.rs`).
+    recent: recent::RecentTimelines,
+    /// `rooms_of` by user; an entry goes when a member event for the user is written.
+    user_rooms: crate::util::GenerationalCache<String, Arc<Vec<(ruma::OwnedRoomId, String)>>>,
 }
 
 impl Rooms {
@@ -71,6 +76,7 @@ impl Rooms {
         notifier: Arc<Notifier>,
         default_version: RoomVersionId,
     ) -> Self {
+        let recent = recent::RecentTimelines::new(stream.frontier());
         Self {
             state: StateStore::new(Arc::clone(&db), Arc::clone(&ids)),
             notifier,
@@ -86,6 +92,8 @@ impl Rooms {
             pos_cache: crate::util::GenerationalCache::new(64 * 1024),
             membership_cache: crate::util::GenerationalCache::new(64 * 1024),
             annotations: annotations::AnnotationEpochs::new(16 * 1024),
+            recent,
+            user_rooms: crate::util::GenerationalCache::new(16 * 1024),
         }
     }
 

@@ -24,6 +24,10 @@ use crate::util::random_alphanumeric;
 struct Persisted {
     permit: crate::storage::stream::StreamPermit,
     annotates: bool,
+    room_short: u64,
+    event_short: u64,
+    /// A member event's target: their room list changed.
+    member: Option<String>,
 }
 
 /// Forward extremities: `(event short, event id)`.
@@ -215,9 +219,7 @@ impl Rooms {
             staged.push(persisted);
         }
         self.db.write(batch)?;
-        if staged.iter().any(|p| p.annotates) {
-            self.annotations.bump();
-        }
+        self.committed(&staged);
         let last = staged.iter().map(|p| p.permit.pos()).max().unwrap_or(0);
         drop(staged);
         if let Some(last_event) = events.last() {
@@ -353,13 +355,25 @@ impl Rooms {
         let persisted =
             self.persist_into(room_id, room, pdu, legacy_extremities, &mut batch, false)?;
         self.db.write(batch)?;
-        // After the write, before the position is readable (see `annotations.rs`).
-        if persisted.annotates {
-            self.annotations.bump();
-        }
+        self.committed(std::slice::from_ref(&persisted));
         let pos = persisted.permit.pos();
         drop(persisted);
         self.publish(room, pdu, pos)
+    }
+
+    /// Bring the in-memory indexes up to events just written: after the write, before their
+    /// positions are retired and readable (see `annotations.rs` and `recent.rs`).
+    fn committed(&self, staged: &[Persisted]) {
+        if staged.iter().any(|p| p.annotates) {
+            self.annotations.bump();
+        }
+        for p in staged {
+            self.recent
+                .push(p.room_short, p.permit.pos(), p.event_short);
+            if let Some(user) = &p.member {
+                self.user_rooms.remove(user);
+            }
+        }
     }
 
     /// Put an accepted event's rows into `batch` without writing it, so several events (a new
@@ -385,6 +399,7 @@ impl Rooms {
         );
 
         let state_before = room.current_snapshot;
+        let mut member = None;
         if let Some(state_key) = &pdu.state_key {
             let kind = pdu.kind.to_string();
             let key_short = self.state.state_key_short_or_create(&kind, state_key)?;
@@ -424,6 +439,7 @@ impl Rooms {
                         .build(),
                     &membership,
                 );
+                member = Some(state_key.clone());
             }
         }
         let record = PduRecord {
@@ -465,7 +481,13 @@ impl Rooms {
             &vec![(short, pdu.event_id.to_string())],
         );
         ROOMS.put(batch, KeyBuilder::new().str(room_id.as_str()).build(), room);
-        Ok(Persisted { permit, annotates })
+        Ok(Persisted {
+            permit,
+            annotates,
+            room_short: room.short,
+            event_short: short,
+            member,
+        })
     }
 
     /// Wake whoever the event concerns: the room's members (joined, invited, knocking) and,

@@ -1,5 +1,7 @@
 //! Reading rooms: records, PDUs, state, membership, timeline pages.
 
+use std::sync::Arc;
+
 use ruma::{EventId, OwnedRoomId, RoomId, UserId};
 
 use super::Rooms;
@@ -212,17 +214,26 @@ impl Rooms {
     }
 
     /// `(room_id, membership)` of every room the user has a membership in.
-    pub fn rooms_of(&self, user_id: &UserId) -> Result<Vec<(OwnedRoomId, String)>> {
+    /// Every sync reads it; it changes only with the user's own member events.
+    pub fn rooms_of(&self, user_id: &UserId) -> Result<Arc<Vec<(OwnedRoomId, String)>>> {
+        if let Some(cached) = self.user_rooms.get(&user_id.to_string()) {
+            return Ok(cached);
+        }
+        let epoch = self.user_rooms.epoch();
         let prefix = KeyBuilder::new().str(user_id.as_str()).build();
         let rows = USER_ROOMS.scan_prefix(&*self.db, &prefix, usize::MAX)?;
-        Ok(rows
-            .into_iter()
-            .filter_map(|(key, membership)| {
-                let mut reader = KeyReader::new(&key);
-                reader.str()?;
-                Some((OwnedRoomId::try_from(reader.str()?).ok()?, membership))
-            })
-            .collect())
+        let rooms: Arc<Vec<_>> = Arc::new(
+            rows.into_iter()
+                .filter_map(|(key, membership)| {
+                    let mut reader = KeyReader::new(&key);
+                    reader.str()?;
+                    Some((OwnedRoomId::try_from(reader.str()?).ok()?, membership))
+                })
+                .collect(),
+        );
+        self.user_rooms
+            .insert_unless_invalidated(epoch, user_id.to_string(), Arc::clone(&rooms));
+        Ok(rooms)
     }
 
     /// Timeline entries from stream position `from` (exclusive) in direction `backwards`, at
@@ -247,6 +258,19 @@ impl Rooms {
         limit: usize,
         floor: Option<u64>,
     ) -> Result<Vec<TimelineEntry>> {
+        // An incremental read of what is new: memory usually knows (see `recent.rs`).
+        if backwards
+            && let Some(floor) = floor
+            && let Some(recent) = self.recent.newest_between(room_short, floor, from, limit)
+        {
+            let mut out = Vec::with_capacity(recent.len());
+            for (pos, short) in recent {
+                if let Some((pdu, record)) = self.pdu_by_short(short)? {
+                    out.push(TimelineEntry { pos, pdu, record });
+                }
+            }
+            return Ok(out);
+        }
         let prefix = room_short.to_be_bytes();
         let rows = if backwards {
             let start = match floor {

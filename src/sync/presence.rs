@@ -152,9 +152,9 @@ impl Presence {
     /// The rosters of the rooms `user` is joined to.
     fn joined_rosters(&self, user: &UserId) -> Result<Vec<Arc<Roster>>> {
         let mut rosters = Vec::new();
-        for (room_id, membership) in self.rooms.rooms_of(user)? {
+        for (room_id, membership) in self.rooms.rooms_of(user)?.iter() {
             if membership == "join"
-                && let Some(room) = self.rooms.room(&room_id)?
+                && let Some(room) = self.rooms.room(room_id)?
             {
                 rosters.push(self.rooms.roster(&room)?);
             }

@@ -67,7 +67,7 @@ pub struct SyncService {
 pub struct SyncParams {
     pub since: Option<u64>,
     pub full_state: bool,
-    pub filter: SyncFilter,
+    pub filter: Arc<SyncFilter>,
     pub timeout: Duration,
     /// `set_presence`: none leaves presence as it is.
     pub set_presence: Option<String>,
@@ -169,11 +169,11 @@ impl SyncService {
             None => self.account_data.all(&who.user_id)?,
             Some(s) => self.account_data.changed(&who.user_id, s, upto)?,
         };
-        for (room_id, membership) in self.rooms.rooms_of(&who.user_id)? {
-            if !filter.room.allows_room(&room_id) {
+        for (room_id, membership) in self.rooms.rooms_of(&who.user_id)?.iter() {
+            if !filter.room.allows_room(room_id) {
                 continue;
             }
-            let Some(room) = self.rooms.room(&room_id)? else {
+            let Some(room) = self.rooms.room(room_id)? else {
                 continue;
             };
             let own = self.own_membership(&room, who)?;

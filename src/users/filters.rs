@@ -10,11 +10,18 @@ use super::tables::FILTERS;
 use crate::error::{Error, Result};
 use crate::storage::keys::KeyBuilder;
 use crate::storage::{Batch, KvEngine};
-use crate::util::random_alphanumeric;
+use crate::sync::filter::SyncFilter;
+use crate::util::{GenerationalCache, random_alphanumeric};
 
 pub struct Filters {
     db: Arc<dyn KvEngine>,
+    /// Stored filters parsed for sync, by key: a filter never changes once uploaded, and a
+    /// syncing client names the same one on every request.
+    parsed: GenerationalCache<Vec<u8>, Arc<SyncFilter>>,
 }
+
+/// Parsed filters kept in memory (about twice as many at most).
+const PARSED_CAPACITY: usize = 8_192;
 
 fn filter_key(user_id: &UserId, filter_id: &str) -> Vec<u8> {
     KeyBuilder::new()
@@ -42,7 +49,10 @@ pub fn validate(filter: &Value) -> Result<FilterDefinition> {
 
 impl Filters {
     pub fn new(db: Arc<dyn KvEngine>) -> Self {
-        Self { db }
+        Self {
+            db,
+            parsed: GenerationalCache::new(PARSED_CAPACITY),
+        }
     }
 
     /// Validate and store a filter exactly as uploaded; returns its new id.
@@ -58,6 +68,24 @@ impl Filters {
     /// The filter as uploaded.
     pub fn get(&self, user_id: &UserId, filter_id: &str) -> Result<Option<Value>> {
         Ok(FILTERS.get(&*self.db, &filter_key(user_id, filter_id))?)
+    }
+
+    /// A stored filter parsed for sync.
+    pub fn sync_filter(
+        &self,
+        user_id: &UserId,
+        filter_id: &str,
+    ) -> Result<Option<Arc<SyncFilter>>> {
+        let key = filter_key(user_id, filter_id);
+        if let Some(parsed) = self.parsed.get(&key) {
+            return Ok(Some(parsed));
+        }
+        let Some(stored) = FILTERS.get(&*self.db, &key)? else {
+            return Ok(None);
+        };
+        let parsed = Arc::new(SyncFilter::from_value(stored)?);
+        self.parsed.insert(key, Arc::clone(&parsed));
+        Ok(Some(parsed))
     }
 
     /// The filter parsed for use (by sync).

@@ -16,7 +16,7 @@ use super::tables::{
 use crate::error::{Error, ErrorKind, Result};
 use crate::storage::keys::{KeyBuilder, KeyReader};
 use crate::storage::{Batch, KvEngine};
-use crate::util::{now_ms, random_alphanumeric, random_device_id, sha256_hex};
+use crate::util::{GenerationalCache, now_ms, random_alphanumeric, random_device_id, sha256_hex};
 
 /// Who made a request: the authenticated user and device.
 #[derive(Debug, Clone)]
@@ -49,7 +49,15 @@ pub struct Sessions {
     login_token_lock: parking_lot::Mutex<()>,
     /// Woken when devices go, so their open WebSockets close at once.
     notifier: Arc<crate::sync::Notifier>,
+    /// Authenticated tokens by hash, with their expiry: every request authenticates, and a
+    /// syncing client comes back many times a second under load. Cleared after any write that
+    /// revokes tokens (rare: logout, device deletion, refresh, re-login on a device id). With
+    /// several nodes the clear will travel on the notifier's pub/sub, like the stream marks.
+    token_cache: GenerationalCache<String, (Identity, Option<u64>)>,
 }
+
+/// Tokens kept authenticated in memory (about twice as many at most).
+const TOKEN_CACHE_CAPACITY: usize = 16_384;
 
 fn device_key(user_id: &UserId, device_id: &str) -> Vec<u8> {
     KeyBuilder::new()
@@ -60,6 +68,13 @@ fn device_key(user_id: &UserId, device_id: &str) -> Vec<u8> {
 
 fn user_prefix(user_id: &UserId) -> Vec<u8> {
     KeyBuilder::new().str(user_id.as_str()).build()
+}
+
+fn expired_token() -> Error {
+    Error::new(
+        ErrorKind::UnknownToken { soft_logout: true },
+        "Access token has expired",
+    )
 }
 
 fn unknown_token() -> Error {
@@ -82,6 +97,7 @@ impl Sessions {
             refreshable_lifetime_ms: refreshable_lifetime_secs * 1000,
             login_token_lifetime_ms: login_token_lifetime_secs * 1000,
             login_token_lock: parking_lot::Mutex::new(()),
+            token_cache: GenerationalCache::new(TOKEN_CACHE_CAPACITY),
         }
     }
 
@@ -104,6 +120,7 @@ impl Sessions {
         };
         let mut batch = Batch::new();
         let existing = DEVICES.get(&*self.db, &device_key(user_id, &device_id))?;
+        let revokes = existing.is_some();
         let mut record = match existing {
             Some(mut old) => {
                 Self::revoke_tokens(&old, &mut batch);
@@ -133,6 +150,9 @@ impl Sessions {
         );
         DEVICES.put(&mut batch, device_key(user_id, &device_id), &record);
         self.db.write(batch)?;
+        if revokes {
+            self.token_cache.clear();
+        }
         Ok(tokens)
     }
 
@@ -205,14 +225,18 @@ impl Sessions {
     /// client refreshes instead of logging in again.
     pub fn authenticate(&self, access_token: &str) -> Result<Identity> {
         let hash = sha256_hex(access_token.as_bytes());
+        if let Some((identity, expires_ms)) = self.token_cache.get(&hash) {
+            if expires_ms.is_some_and(|t| now_ms() >= t) {
+                return Err(expired_token());
+            }
+            return Ok(identity);
+        }
+        let epoch = self.token_cache.epoch();
         let mut record = ACCESS_TOKENS
             .get(&*self.db, hash.as_bytes())?
             .ok_or_else(unknown_token)?;
         if record.expires_ms.is_some_and(|t| now_ms() >= t) {
-            return Err(Error::new(
-                ErrorKind::UnknownToken { soft_logout: true },
-                "Access token has expired",
-            ));
+            return Err(expired_token());
         }
         let user_id = OwnedUserId::try_from(record.user_id.clone()).map_err(Error::internal)?;
         if let Some(old) = record.retires_refresh.take() {
@@ -229,10 +253,16 @@ impl Sessions {
             }
             self.db.write(batch)?;
         }
-        Ok(Identity {
+        let identity = Identity {
             user_id,
             device_id: record.device_id.into(),
-        })
+        };
+        self.token_cache.insert_unless_invalidated(
+            epoch,
+            hash,
+            (identity.clone(), record.expires_ms),
+        );
+        Ok(identity)
     }
 
     /// Trade a refresh token for new tokens. The old access token stops working at once; the
@@ -278,6 +308,7 @@ impl Sessions {
         );
         DEVICES.put(&mut batch, key, &device);
         self.db.write(batch)?;
+        self.token_cache.clear();
         Ok(tokens)
     }
 
@@ -348,6 +379,7 @@ impl Sessions {
     /// the user's connections so those of removed devices close.
     pub fn commit_removal(&self, batch: Batch, user_id: &UserId) -> Result<()> {
         self.db.write(batch)?;
+        self.token_cache.clear();
         self.notifier.sessions_ended([user_id.to_string()]);
         Ok(())
     }

@@ -192,7 +192,7 @@ async fn joined_rooms(State(s): State<AppState>, me: Authed) -> Result<Json<Valu
     let rooms: Vec<String> = s
         .rooms
         .rooms_of(&me.0.user_id)?
-        .into_iter()
+        .iter()
         .filter(|(_, m)| m == "join")
         .map(|(r, _)| r.to_string())
         .collect();

@@ -1,6 +1,7 @@
 //! `/sync` (client-server API §Syncing): parse and validate the query, then wait in the sync
 //! service.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
@@ -104,21 +105,18 @@ pub fn sync_filter(
     s: &AppState,
     who: &crate::users::Identity,
     raw: Option<&str>,
-) -> Result<SyncFilter> {
+) -> Result<Arc<SyncFilter>> {
     match raw {
-        None => Ok(SyncFilter::default()),
+        None => Ok(Arc::default()),
         Some(inline) if inline.trim_start().starts_with('{') => {
             let value: Value = serde_json::from_str(inline)
                 .map_err(|_| Error::new(crate::error::ErrorKind::NotJson, "Filter is not JSON"))?;
             crate::users::filters::validate(&value)?;
-            SyncFilter::from_value(value)
+            SyncFilter::from_value(value).map(Arc::new)
         }
-        Some(id) => {
-            let stored = s
-                .filters
-                .get(&who.user_id, id)?
-                .ok_or_else(|| Error::invalid_param("Unknown filter"))?;
-            SyncFilter::from_value(stored)
-        }
+        Some(id) => s
+            .filters
+            .sync_filter(&who.user_id, id)?
+            .ok_or_else(|| Error::invalid_param("Unknown filter")),
     }
 }
