@@ -189,7 +189,7 @@ impl SyncService {
                     &mut join,
                     self.joined_room(
                         who,
-                        &room_id,
+                        room_id,
                         &room,
                         since,
                         upto,
@@ -229,7 +229,7 @@ impl SyncService {
                         &mut leave,
                         self.joined_room(
                             who,
-                            &room_id,
+                            room_id,
                             &room,
                             since,
                             until,
