@@ -225,6 +225,38 @@ impl Pdu {
         Self::from_json(event_id, room_id, json)
     }
 
+    /// [`Self::to_client_event`] serialised, without its closing brace, so that `unsigned`
+    /// (which differs per reader and moment) can be appended to a form made once per event.
+    pub fn client_event_open(&self) -> String {
+        #[derive(serde::Serialize)]
+        struct ClientEventRef<'a> {
+            content: &'a RawJsonValue,
+            event_id: &'a EventId,
+            origin_server_ts: u64,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            redacts: Option<&'a EventId>,
+            room_id: &'a RoomId,
+            sender: &'a UserId,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            state_key: Option<&'a str>,
+            #[serde(rename = "type")]
+            kind: &'a TimelineEventType,
+        }
+        let mut json = serde_json::to_string(&ClientEventRef {
+            content: &self.content,
+            event_id: &self.event_id,
+            origin_server_ts: u64::from(self.origin_server_ts.0),
+            redacts: self.redacts.as_deref(),
+            room_id: &self.room_id,
+            sender: &self.sender,
+            state_key: self.state_key.as_deref(),
+            kind: &self.kind,
+        })
+        .unwrap_or_else(|_| "{}".to_owned());
+        json.pop();
+        json
+    }
+
     /// The event in the client-server format (`ClientEvent`), without `unsigned`.
     pub fn to_client_event(&self) -> Value {
         let mut out = Map::new();
@@ -313,5 +345,44 @@ impl ruma::state_res::Event for Pdu {
     }
     fn rejected(&self) -> bool {
         self.rejected
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ruma::{event_id, room_id};
+
+    use super::Pdu;
+
+    #[test]
+    fn the_spliceable_client_form_is_the_client_event() {
+        let json = serde_json::json!({
+            "type": "m.room.member",
+            "state_key": "@bob:x",
+            "sender": "@alice:x",
+            "content": { "membership": "join", "displayname": "Bob \"B\" ✓" },
+            "origin_server_ts": 1_700_000_000_000u64,
+            "depth": 3,
+            "room_id": "!r:x",
+            "prev_events": [],
+            "auth_events": [],
+            "hashes": { "sha256": "x" },
+            "signatures": {},
+        });
+        let object =
+            ruma::canonical_json::try_from_json_map(json.as_object().cloned().unwrap()).unwrap();
+        let pdu = Pdu::from_json(
+            event_id!("$e").to_owned(),
+            room_id!("!r:x").to_owned(),
+            object,
+        )
+        .unwrap();
+        let open = pdu.client_event_open();
+        assert!(
+            !open.ends_with('}'),
+            "the closing brace is left for unsigned"
+        );
+        let spliced: serde_json::Value = serde_json::from_str(&format!("{open}}}")).unwrap();
+        assert_eq!(spliced, pdu.to_client_event());
     }
 }

@@ -12,6 +12,7 @@
 //! the cache starts empty, so a restart only costs lookups; with several nodes, the bumps will
 //! travel with the notifier's wake-ups.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use ruma::OwnedEventId;
@@ -21,7 +22,9 @@ use crate::util::GenerationalCache;
 
 pub struct AnnotationEpochs {
     epoch: AtomicU64,
-    plain: GenerationalCache<OwnedEventId, u64>,
+    /// Plain events: the epoch they were found plain at and their client form, serialised
+    /// once for all readers (without the closing brace: see [`Pdu::client_event_open`]).
+    plain: GenerationalCache<OwnedEventId, (u64, Arc<str>)>,
 }
 
 impl AnnotationEpochs {
@@ -42,15 +45,19 @@ impl AnnotationEpochs {
         self.epoch.load(Ordering::SeqCst)
     }
 
-    /// Whether `pdu` was found plain at `epoch` (the current one).
-    pub fn is_plain(&self, pdu: &Pdu, epoch: u64) -> bool {
+    /// The client form of `pdu` if it was found plain at `epoch` (the current one).
+    pub fn plain_form(&self, pdu: &Pdu, epoch: u64) -> Option<Arc<str>> {
         self.plain
             .get(&pdu.event_id)
-            .is_some_and(|tagged| tagged == epoch)
+            .and_then(|(tagged, form)| (tagged == epoch).then_some(form))
     }
 
     /// `pdu` has nothing attached as of `epoch` (read before the lookups that found nothing).
     pub fn remember_plain(&self, pdu: &Pdu, epoch: u64) {
-        self.plain.insert(pdu.event_id.clone(), epoch);
+        let form = match self.plain.get(&pdu.event_id) {
+            Some((_, form)) => form,
+            None => Arc::from(pdu.client_event_open()),
+        };
+        self.plain.insert(pdu.event_id.clone(), (epoch, form));
     }
 }

@@ -1,6 +1,7 @@
 //! Serving events to clients: the client format, `unsigned.age`, and redactions applied.
 
 use ruma::RoomVersionId;
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use super::Rooms;
@@ -36,13 +37,47 @@ impl Rooms {
         self.client_event_for(pdu, None)
     }
 
+    /// The sending device (only) learns which of its transactions `pdu` was.
+    fn transaction_of(&self, pdu: &Pdu, viewer: Option<&Identity>) -> Result<Option<String>> {
+        let Some(viewer) = viewer.filter(|v| v.user_id == pdu.sender) else {
+            return Ok(None);
+        };
+        let key = KeyBuilder::new().str(pdu.event_id.as_str()).build();
+        Ok(EVENT_TXNS
+            .get(&*self.db, &key)?
+            .filter(|txn| txn.device_id == viewer.device_id.as_str())
+            .map(|txn| txn.txn_id))
+    }
+
+    /// [`Self::client_event_for`] serialised. An event known to be plain (the usual case, see
+    /// `annotations.rs`) is its client form, made once, with this moment's `unsigned` appended:
+    /// under fan-out one serialisation serves every reader.
+    pub fn client_event_json(&self, pdu: &Pdu, viewer: Option<&Identity>) -> Result<Box<RawValue>> {
+        let epoch = self.annotations.epoch();
+        let Some(open) = self.annotations.plain_form(pdu, epoch) else {
+            return serde_json::value::to_raw_value(&self.client_event_for(pdu, viewer)?)
+                .map_err(Error::internal);
+        };
+        let age = now_ms().saturating_sub(u64::from(pdu.origin_server_ts.0));
+        let mut json = String::with_capacity(open.len() + 48);
+        json.push_str(&open);
+        json.push_str(",\"unsigned\":{\"age\":");
+        json.push_str(&age.to_string());
+        if let Some(txn_id) = self.transaction_of(pdu, viewer)? {
+            json.push_str(",\"transaction_id\":");
+            json.push_str(&serde_json::to_string(&txn_id).map_err(Error::internal)?);
+        }
+        json.push_str("}}");
+        RawValue::from_string(json).map_err(Error::internal)
+    }
+
     /// `pdu` as `viewer` sees it: the client-server event format with `unsigned.age` and the
     /// aggregations of related events (`unsigned.m.relations`); a redacted event has its content
     /// stripped by its room version's redaction rules and `unsigned.redacted_because`.
     pub fn client_event_for(&self, pdu: &Pdu, viewer: Option<&Identity>) -> Result<Value> {
         // Read before the lookups: an entry is only as new as the epoch it was found at.
         let epoch = self.annotations.epoch();
-        let known_plain = self.annotations.is_plain(pdu, epoch);
+        let known_plain = self.annotations.plain_form(pdu, epoch).is_some();
         let redaction = if known_plain {
             None
         } else {
@@ -56,16 +91,8 @@ impl Rooms {
                     None => self.annotations.remember_plain(pdu, epoch),
                 }
             }
-            // The sending device (only) learns which of its transactions this event was.
-            if let Some(viewer) = viewer
-                && viewer.user_id == pdu.sender
-                && let Some(txn) = EVENT_TXNS.get(
-                    &*self.db,
-                    &KeyBuilder::new().str(pdu.event_id.as_str()).build(),
-                )?
-                && txn.device_id == viewer.device_id.as_str()
-            {
-                event["unsigned"]["transaction_id"] = txn.txn_id.into();
+            if let Some(txn_id) = self.transaction_of(pdu, viewer)? {
+                event["unsigned"]["transaction_id"] = txn_id.into();
             }
             return Ok(event);
         };

@@ -4,6 +4,7 @@ pub mod filter;
 pub mod notifier;
 pub mod presence;
 pub mod receipts;
+pub mod response;
 pub mod tables;
 pub mod to_device;
 pub mod typing;

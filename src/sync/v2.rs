@@ -11,12 +11,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ruma::RoomId;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use super::Notifier;
 use super::filter::SyncFilter;
 use super::presence::Presence;
 use super::receipts::Receipts;
+use super::response::{
+    DeviceLists, Events, RoomSection, RoomsSection, SyncResponse, Timeline, UnreadNotifications,
+};
 use super::to_device::ToDevice;
 use super::typing::Typing;
 use crate::error::Result;
@@ -90,12 +93,6 @@ enum Membership {
     Left,
 }
 
-/// A room's part of a response, and whether it carries anything.
-struct RoomSection {
-    body: Value,
-    has_news: bool,
-}
-
 impl SyncService {
     pub fn new(sources: SyncSources, notifier: Arc<Notifier>, stream: Arc<StreamCounter>) -> Self {
         let SyncSources {
@@ -120,13 +117,13 @@ impl SyncService {
 
     /// Answer a sync: at once if there is anything (or it is an initial or full-state sync),
     /// else when something for this user commits, else empty at the timeout.
-    pub async fn sync(&self, who: &Identity, params: &SyncParams) -> Result<Value> {
+    pub async fn sync(&self, who: &Identity, params: &SyncParams) -> Result<SyncResponse> {
         Ok(self.wait(who, params).await?.0)
     }
 
     /// [`Self::sync`], also saying whether the response carries anything (the WebSocket
     /// transport sends only responses that do).
-    pub async fn wait(&self, who: &Identity, params: &SyncParams) -> Result<(Value, bool)> {
+    pub async fn wait(&self, who: &Identity, params: &SyncParams) -> Result<(SyncResponse, bool)> {
         // Subscribe before reading, so a commit between the read and the wait still wakes us.
         let mut wake = self.notifier.subscribe(who.user_id.as_str());
         if let Some(presence) = &params.set_presence {
@@ -160,10 +157,10 @@ impl SyncService {
         since: Option<u64>,
         upto: u64,
         params: &SyncParams,
-    ) -> Result<(Value, bool)> {
+    ) -> Result<(SyncResponse, bool)> {
         let filter = &params.filter;
-        let (mut join, mut invite, mut leave, mut knock) =
-            (Map::new(), Map::new(), Map::new(), Map::new());
+        let mut rooms = RoomsSection::default();
+        let mut has_news = false;
         // The user's account data changes, read once for the global section and every room.
         let account_changes = match since {
             None => self.account_data.all(&who.user_id)?,
@@ -184,10 +181,10 @@ impl SyncService {
             let changed_in_window = own
                 .as_ref()
                 .is_some_and(|(_, pos)| since.is_none_or(|s| *pos > s));
-            let section = match membership.as_str() {
-                "join" => Some((
-                    &mut join,
-                    self.joined_room(
+            let joined_now = since.is_some() && changed_in_window;
+            match membership.as_str() {
+                "join" => {
+                    let (section, news) = self.joined_room(
                         who,
                         room_id,
                         &room,
@@ -196,55 +193,42 @@ impl SyncService {
                         params,
                         &account_changes,
                         Membership::Joined {
-                            in_window: since.is_some() && changed_in_window,
+                            in_window: joined_now,
                         },
-                    )?,
-                )),
-                "invite" if changed_in_window => {
-                    let state = self.stripped_state(&room, own.map(|(short, _)| short))?;
-                    Some((
-                        &mut invite,
-                        RoomSection {
-                            body: json!({ "invite_state": { "events": state } }),
-                            has_news: true,
-                        },
-                    ))
+                    )?;
+                    if news || since.is_none() {
+                        has_news |= news;
+                        rooms.join.insert(room_id.to_string(), section);
+                    }
                 }
-                "knock" if changed_in_window => {
+                kind @ ("invite" | "knock") if changed_in_window => {
                     let state = self.stripped_state(&room, own.map(|(short, _)| short))?;
-                    Some((
-                        &mut knock,
-                        RoomSection {
-                            body: json!({ "knock_state": { "events": state } }),
-                            has_news: true,
-                        },
-                    ))
+                    let (map, key) = if kind == "invite" {
+                        (&mut rooms.invite, "invite_state")
+                    } else {
+                        (&mut rooms.knock, "knock_state")
+                    };
+                    map.insert(room_id.to_string(), json!({ key: { "events": state } }));
+                    has_news = true;
                 }
-                "leave" | "ban"
-                    if (since.is_some() && changed_in_window)
-                        || (since.is_none() && filter.room.include_leave) =>
-                {
+                "leave" | "ban" if joined_now || (since.is_none() && filter.room.include_leave) => {
                     let until = own.as_ref().map_or(upto, |(_, pos)| *pos);
-                    Some((
-                        &mut leave,
-                        self.joined_room(
-                            who,
-                            room_id,
-                            &room,
-                            since,
-                            until,
-                            params,
-                            &account_changes,
-                            Membership::Left,
-                        )?,
-                    ))
+                    let (section, news) = self.joined_room(
+                        who,
+                        room_id,
+                        &room,
+                        since,
+                        until,
+                        params,
+                        &account_changes,
+                        Membership::Left,
+                    )?;
+                    if news || since.is_none() {
+                        has_news |= news;
+                        rooms.leave.insert(room_id.to_string(), section);
+                    }
                 }
-                _ => None,
-            };
-            if let Some((map, section)) = section
-                && (section.has_news || since.is_none())
-            {
-                map.insert(room_id.to_string(), section.body);
+                _ => {}
             }
         }
 
@@ -269,23 +253,17 @@ impl SyncService {
         } else {
             Vec::new()
         };
-        let has_news = !join.is_empty()
-            || !invite.is_empty()
-            || !leave.is_empty()
-            || !knock.is_empty()
-            || !account_data.is_empty()
-            || !to_device.is_empty()
-            || !presence.is_empty();
-        let body = json!({
-            "next_batch": token(upto),
-            "rooms": { "join": join, "invite": invite, "leave": leave, "knock": knock },
-            "account_data": { "events": account_data },
-            "presence": { "events": presence },
-            "to_device": { "events": to_device },
-            "device_lists": { "changed": [], "left": [] },
-            "device_one_time_keys_count": {},
-            "device_unused_fallback_key_types": [],
-        });
+        has_news |= !account_data.is_empty() || !to_device.is_empty() || !presence.is_empty();
+        let body = SyncResponse {
+            next_batch: token(upto),
+            rooms,
+            account_data: account_data.into(),
+            presence: presence.into(),
+            to_device: to_device.into(),
+            device_lists: DeviceLists::default(),
+            device_one_time_keys_count: Default::default(),
+            device_unused_fallback_key_types: Vec::new(),
+        };
         Ok((body, has_news))
     }
 
@@ -313,7 +291,7 @@ impl SyncService {
         params: &SyncParams,
         account_changes: &[(String, String, Value)],
         membership: Membership,
-    ) -> Result<RoomSection> {
+    ) -> Result<(RoomSection, bool)> {
         let filter = &params.filter.room;
         let limit = filter
             .timeline
@@ -437,34 +415,41 @@ impl SyncService {
         let prev_batch = token(timeline.first().map_or(upto, |e| e.pos.saturating_sub(1)));
         let events = timeline
             .iter()
-            .map(|e| self.rooms.client_event_for(&e.pdu, Some(who)))
+            .map(|e| self.rooms.client_event_json(&e.pdu, Some(who)))
             .collect::<Result<Vec<_>>>()?;
-        let state = state
+        let state: Events<_> = state
             .iter()
-            .map(|p| self.rooms.client_event(p))
-            .collect::<Result<Vec<_>>>()?;
-        let state_key = if params.use_state_after {
-            "state_after"
+            .map(|p| self.rooms.client_event_json(p, None))
+            .collect::<Result<Vec<_>>>()?
+            .into();
+        let (state, state_after) = if params.use_state_after {
+            (None, Some(state))
         } else {
-            "state"
+            (Some(state), None)
         };
-        let mut body = json!({
-            "timeline": { "events": events, "limited": limited, "prev_batch": prev_batch },
-            state_key: { "events": state },
-            "account_data": { "events": room_account_data },
-        });
-        if membership != Membership::Left {
-            body["ephemeral"] = json!({ "events": ephemeral });
-            body["unread_notifications"] = json!({ "notification_count": 0, "highlight_count": 0 });
-            let membership_changed = first_sync
-                || timeline
-                    .iter()
-                    .any(|e| e.pdu.kind.to_string() == "m.room.member");
-            if membership_changed {
-                body["summary"] = self.summary(room, who)?;
-            }
-        }
-        Ok(RoomSection { body, has_news })
+        let joined = membership != Membership::Left;
+        let membership_changed = first_sync
+            || timeline
+                .iter()
+                .any(|e| e.pdu.kind == ruma::events::TimelineEventType::RoomMember);
+        let section = RoomSection {
+            timeline: Timeline {
+                events,
+                limited,
+                prev_batch,
+            },
+            state,
+            state_after,
+            account_data: room_account_data.into(),
+            ephemeral: joined.then(|| ephemeral.into()),
+            unread_notifications: joined.then(UnreadNotifications::default),
+            summary: if joined && membership_changed {
+                Some(self.summary(room, who)?)
+            } else {
+                None
+            },
+        };
+        Ok((section, has_news))
     }
 
     /// `m.heroes` and member counts.

@@ -16,6 +16,7 @@ use crate::http::auth::Authed;
 use crate::http::json::QueryParams;
 use crate::services::AppState;
 use crate::sync::filter::SyncFilter;
+use crate::sync::response::SyncResponse;
 use crate::sync::v2::SyncParams;
 
 /// The longest a long-poll may wait, whatever the client asks.
@@ -51,7 +52,7 @@ async fn sync(
     State(s): State<AppState>,
     me: Authed,
     QueryParams(q): QueryParams<SyncQuery>,
-) -> Result<Json<Value>> {
+) -> Result<Json<SyncResponse>> {
     let since = q.since.as_deref().map(parse_since).transpose()?;
     let timeout = match q.timeout.as_deref() {
         None => 0,

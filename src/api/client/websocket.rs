@@ -17,13 +17,14 @@ use axum::response::Response;
 use axum::routing::get;
 use futures_util::StreamExt;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::sync::{parse_since, sync_filter};
 use crate::error::{Error, Result};
 use crate::http::auth::bearer_token;
 use crate::http::json::QueryParams;
 use crate::services::AppState;
+use crate::sync::response::SyncResponse;
 use crate::sync::v2::SyncParams;
 use crate::users::Identity;
 
@@ -219,8 +220,18 @@ impl Connection {
             if !news && self.since.is_some() {
                 continue;
             }
-            let next_batch = body["next_batch"].as_str().unwrap_or_default().to_owned();
-            let message = json!({ "type": "sync", "body": body }).to_string();
+            #[derive(serde::Serialize)]
+            struct SyncMessage<'a> {
+                #[serde(rename = "type")]
+                kind: &'static str,
+                body: &'a SyncResponse,
+            }
+            let message = serde_json::to_string(&SyncMessage {
+                kind: "sync",
+                body: &body,
+            })
+            .map_err(|e| internal(Error::internal(e)))?;
+            let next_batch = body.next_batch;
             if socket.send(Message::Text(message.into())).await.is_err() {
                 return Ok(());
             }
