@@ -61,6 +61,8 @@ pub struct Rooms {
     membership_cache: crate::util::GenerationalCache<u64, String>,
     /// Rosters by room short id, tagged with the snapshot they were read at.
     roster_cache: crate::util::GenerationalCache<u64, (u64, Arc<roster::Roster>)>,
+    /// `m.room.history_visibility` by state snapshot (snapshots never change).
+    visibility_cache: crate::util::GenerationalCache<u64, Arc<str>>,
     /// The newest timeline positions of each room (see `recent.rs`).
     recent: recent::RecentTimelines,
     /// `rooms_of` by user; an entry goes when a member event for the user is written.
@@ -93,6 +95,7 @@ impl Rooms {
             membership_cache: crate::util::GenerationalCache::new(64 * 1024),
             annotations: annotations::AnnotationEpochs::new(16 * 1024),
             recent,
+            visibility_cache: crate::util::GenerationalCache::new(16 * 1024),
             user_rooms: crate::util::GenerationalCache::new(16 * 1024),
         }
     }

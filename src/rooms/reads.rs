@@ -214,6 +214,24 @@ impl Rooms {
     }
 
     /// `(room_id, membership)` of every room the user has a membership in.
+    /// The history visibility in force at a state snapshot (`shared` when unset), which every
+    /// read checks per event.
+    pub fn history_visibility_at(&self, snapshot: u64) -> Result<Arc<str>> {
+        if let Some(cached) = self.visibility_cache.get(&snapshot) {
+            return Ok(cached);
+        }
+        let value: Arc<str> = self
+            .state_event_at(snapshot, "m.room.history_visibility", "")?
+            .and_then(|p| {
+                p.content_json()["history_visibility"]
+                    .as_str()
+                    .map(Arc::from)
+            })
+            .unwrap_or_else(|| Arc::from("shared"));
+        self.visibility_cache.insert(snapshot, Arc::clone(&value));
+        Ok(value)
+    }
+
     /// Every sync reads it; it changes only with the user's own member events.
     pub fn rooms_of(&self, user_id: &UserId) -> Result<Arc<Vec<(OwnedRoomId, String)>>> {
         if let Some(cached) = self.user_rooms.get(&user_id.to_string()) {

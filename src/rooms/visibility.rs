@@ -15,7 +15,7 @@ pub struct VisibilityCheck<'a> {
     user: &'a UserId,
     /// The user's membership now.
     current: Option<String>,
-    history: HashMap<u64, String>,
+    history: HashMap<u64, std::sync::Arc<str>>,
     membership: HashMap<u64, Option<String>>,
 }
 
@@ -36,19 +36,11 @@ impl<'a> VisibilityCheck<'a> {
         self.current.as_deref() == Some("join")
     }
 
-    fn history_at(&mut self, snapshot: u64) -> Result<String> {
+    fn history_at(&mut self, snapshot: u64) -> Result<std::sync::Arc<str>> {
         if let Some(v) = self.history.get(&snapshot) {
             return Ok(v.clone());
         }
-        let value = self
-            .rooms
-            .state_event_at(snapshot, "m.room.history_visibility", "")?
-            .and_then(|p| {
-                p.content_json()["history_visibility"]
-                    .as_str()
-                    .map(str::to_owned)
-            })
-            .unwrap_or_else(|| "shared".to_owned());
+        let value = self.rooms.history_visibility_at(snapshot)?;
         self.history.insert(snapshot, value.clone());
         Ok(value)
     }
@@ -74,14 +66,14 @@ impl<'a> VisibilityCheck<'a> {
             return Ok(true);
         }
         let visibility = self.history_at(record.state_before)?;
-        if visibility == "world_readable" {
+        if &*visibility == "world_readable" || (&*visibility == "shared" && self.is_joined()) {
             return Ok(true);
         }
         let membership = self.membership_at(record.state_after)?;
         Ok(match membership.as_deref() {
             Some("join") => true,
-            Some("invite") if visibility == "invited" => true,
-            _ => visibility == "shared" && self.is_joined(),
+            Some("invite") if &*visibility == "invited" => true,
+            _ => false,
         })
     }
 }

@@ -17,7 +17,7 @@ use crate::storage::keys::KeyBuilder;
 use crate::storage::stream::StreamCounter;
 use crate::storage::stream_marks::StreamMarks;
 use crate::storage::{Batch, KvEngine};
-use crate::util::now_ms;
+use crate::util::{GenerationalCache, now_ms};
 
 /// How often an unchanged `online` is written again just to refresh `last_active`.
 const REFRESH_MS: u64 = 60_000;
@@ -32,7 +32,13 @@ pub struct Presence {
     offline_ms: u64,
     /// The last position any presence changed at (key ""): sync skips the change table.
     marks: StreamMarks,
+    /// Records by user (also "none"): every sync reads its user's to apply `set_presence`,
+    /// and it rarely changes. An entry goes after each write of the record.
+    records: GenerationalCache<String, Option<PresenceRecord>>,
 }
+
+/// Presence records kept in memory (about twice as many at most).
+const RECORD_CACHE_CAPACITY: usize = 16_384;
 
 impl Presence {
     pub fn new(
@@ -44,6 +50,7 @@ impl Presence {
     ) -> Self {
         Self {
             marks: StreamMarks::new(&stream),
+            records: GenerationalCache::new(RECORD_CACHE_CAPACITY),
             db,
             stream,
             notifier,
@@ -55,7 +62,21 @@ impl Presence {
     }
 
     fn record(&self, user: &UserId) -> Result<Option<PresenceRecord>> {
-        Ok(PRESENCE.get(&*self.db, &KeyBuilder::new().str(user.as_str()).build())?)
+        if let Some(cached) = self.records.get(&user.to_string()) {
+            return Ok(cached);
+        }
+        let epoch = self.records.epoch();
+        let record = PRESENCE.get(&*self.db, &KeyBuilder::new().str(user.as_str()).build())?;
+        self.records
+            .insert_unless_invalidated(epoch, user.to_string(), record.clone());
+        Ok(record)
+    }
+
+    /// Write a batch holding `user`'s record.
+    fn commit(&self, user: &UserId, batch: Batch) -> Result<()> {
+        self.db.write(batch)?;
+        self.records.remove(&user.to_string());
+        Ok(())
     }
 
     /// Set a user's presence (and status message); `refresh_only` writes only if the state
@@ -92,7 +113,7 @@ impl Presence {
                     KeyBuilder::new().str(user.as_str()).build(),
                     &refreshed,
                 );
-                self.db.write(batch)?;
+                self.commit(user, batch)?;
             }
             return Ok(());
         }
@@ -115,7 +136,7 @@ impl Presence {
                 KeyBuilder::new().str(user.as_str()).build(),
                 &record,
             );
-            self.db.write(batch)?;
+            self.commit(user, batch)?;
             return Ok(());
         }
         let permit = self.stream.reserve()?;
@@ -139,7 +160,7 @@ impl Presence {
             permit.pos().to_be_bytes().to_vec(),
             &user.to_string(),
         );
-        self.db.write(batch)?;
+        self.commit(user, batch)?;
         let pos = permit.pos();
         self.marks.note("", pos);
         drop(permit);
