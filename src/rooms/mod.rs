@@ -61,6 +61,11 @@ pub struct Rooms {
     membership_cache: crate::util::GenerationalCache<u64, String>,
     /// Rosters by room short id, tagged with the snapshot they were read at.
     roster_cache: crate::util::GenerationalCache<u64, (u64, Arc<roster::Roster>)>,
+    /// Room records by room id, and current state (event short ids) by `(room short, state
+    /// key short)`: read for every room of every sync. An entry goes when an event that
+    /// changes it is written (see `pipeline.rs`, `committed`).
+    room_records: crate::util::GenerationalCache<ruma::OwnedRoomId, tables::RoomRecord>,
+    current_state: crate::util::GenerationalCache<(u64, u64), Option<u64>>,
     /// `m.room.history_visibility` by state snapshot (snapshots never change).
     visibility_cache: crate::util::GenerationalCache<u64, Arc<str>>,
     /// The newest timeline positions of each room (see `recent.rs`).
@@ -96,6 +101,8 @@ impl Rooms {
             annotations: annotations::AnnotationEpochs::new(16 * 1024),
             recent,
             visibility_cache: crate::util::GenerationalCache::new(16 * 1024),
+            room_records: crate::util::GenerationalCache::new(16 * 1024),
+            current_state: crate::util::GenerationalCache::new(64 * 1024),
             user_rooms: crate::util::GenerationalCache::new(16 * 1024),
         }
     }

@@ -28,6 +28,8 @@ struct Persisted {
     event_short: u64,
     /// A member event's target: their room list changed.
     member: Option<String>,
+    /// A state event's key: the room's current state changed there.
+    state_key_short: Option<u64>,
 }
 
 /// Forward extremities: `(event short, event id)`.
@@ -219,7 +221,7 @@ impl Rooms {
             staged.push(persisted);
         }
         self.db.write(batch)?;
-        self.committed(&staged);
+        self.committed(&room_id, &staged);
         let last = staged.iter().map(|p| p.permit.pos()).max().unwrap_or(0);
         drop(staged);
         if let Some(last_event) = events.last() {
@@ -355,7 +357,7 @@ impl Rooms {
         let persisted =
             self.persist_into(room_id, room, pdu, legacy_extremities, &mut batch, false)?;
         self.db.write(batch)?;
-        self.committed(std::slice::from_ref(&persisted));
+        self.committed(room_id, std::slice::from_ref(&persisted));
         let pos = persisted.permit.pos();
         drop(persisted);
         self.publish(room, pdu, pos)
@@ -363,15 +365,22 @@ impl Rooms {
 
     /// Bring the in-memory indexes up to events just written: after the write, before their
     /// positions are retired and readable (see `annotations.rs` and `recent.rs`).
-    fn committed(&self, staged: &[Persisted]) {
+    fn committed(&self, room_id: &RoomId, staged: &[Persisted]) {
         if staged.iter().any(|p| p.annotates) {
             self.annotations.bump();
+        }
+        // The room record changes with the current state only.
+        if staged.iter().any(|p| p.state_key_short.is_some()) {
+            self.room_records.remove(&room_id.to_owned());
         }
         for p in staged {
             self.recent
                 .push(p.room_short, p.permit.pos(), p.event_short);
             if let Some(user) = &p.member {
                 self.user_rooms.remove(user);
+            }
+            if let Some(key_short) = p.state_key_short {
+                self.current_state.remove(&(p.room_short, key_short));
             }
         }
     }
@@ -400,9 +409,11 @@ impl Rooms {
 
         let state_before = room.current_snapshot;
         let mut member = None;
+        let mut state_key_short = None;
         if let Some(state_key) = &pdu.state_key {
             let kind = pdu.kind.to_string();
             let key_short = self.state.state_key_short_or_create(&kind, state_key)?;
+            state_key_short = Some(key_short);
             let parent = (room.current_snapshot != state::EMPTY).then_some(room.current_snapshot);
             // A staged parent is not in the database yet: never fold it into a full layer.
             let layers_since_full = if staged { 0 } else { room.layers_since_full };
@@ -487,6 +498,7 @@ impl Rooms {
             room_short: room.short,
             event_short: short,
             member,
+            state_key_short,
         })
     }
 

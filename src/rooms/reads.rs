@@ -24,7 +24,17 @@ pub struct TimelineEntry {
 
 impl Rooms {
     pub fn room(&self, room_id: &RoomId) -> Result<Option<RoomRecord>> {
-        Ok(ROOMS.get(&*self.db, &KeyBuilder::new().str(room_id.as_str()).build())?)
+        let id = room_id.to_owned();
+        if let Some(cached) = self.room_records.get(&id) {
+            return Ok(Some(cached));
+        }
+        let epoch = self.room_records.epoch();
+        let record = ROOMS.get(&*self.db, &KeyBuilder::new().str(room_id.as_str()).build())?;
+        if let Some(record) = &record {
+            self.room_records
+                .insert_unless_invalidated(epoch, id, record.clone());
+        }
+        Ok(record)
     }
 
     pub fn event_short(&self, event_id: &EventId) -> Result<Option<u64>> {
@@ -86,8 +96,15 @@ impl Rooms {
         let Some(key_short) = self.state.state_key_short(kind, state_key)? else {
             return Ok(None);
         };
+        if let Some(cached) = self.current_state.get(&(room_short, key_short)) {
+            return Ok(cached);
+        }
+        let epoch = self.current_state.epoch();
         let key = KeyBuilder::new().u64(room_short).u64(key_short).build();
-        Ok(ROOM_STATE.get(&*self.db, &key)?)
+        let short = ROOM_STATE.get(&*self.db, &key)?;
+        self.current_state
+            .insert_unless_invalidated(epoch, (room_short, key_short), short);
+        Ok(short)
     }
 
     /// The stream position of an event, by short id. Sync asks this for every user's own
