@@ -22,13 +22,19 @@ pub struct VisibilityCheck<'a> {
 impl<'a> VisibilityCheck<'a> {
     pub fn new(rooms: &'a Rooms, user: &'a UserId, room_short: u64) -> Result<Self> {
         let current = rooms.membership(room_short, user)?;
-        Ok(Self {
+        Ok(Self::with_membership(rooms, user, current))
+    }
+
+    /// For a caller that already knows the user's current membership (sync, from the
+    /// user's room list).
+    pub fn with_membership(rooms: &'a Rooms, user: &'a UserId, current: Option<String>) -> Self {
+        Self {
             rooms,
             user,
             current,
             history: HashMap::new(),
             membership: HashMap::new(),
-        })
+        }
     }
 
     /// Whether the user is joined now.

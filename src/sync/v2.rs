@@ -298,7 +298,13 @@ impl SyncService {
             .limit
             .unwrap_or(DEFAULT_TIMELINE_LIMIT)
             .clamp(1, 1000);
-        let mut check = VisibilityCheck::new(&self.rooms, &who.user_id, room.short)?;
+        // Only "joined now" matters to the check, and the room list says it.
+        let current = match membership {
+            Membership::Joined { .. } => "join",
+            Membership::Left => "leave",
+        };
+        let mut check =
+            VisibilityCheck::with_membership(&self.rooms, &who.user_id, Some(current.to_owned()));
 
         // Newest first from `upto`, down to `since`, one more than the limit to see a gap.
         let mut newest_first: Vec<TimelineEntry> = Vec::new();
