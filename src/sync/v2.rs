@@ -181,7 +181,8 @@ impl SyncService {
             let changed_in_window = own
                 .as_ref()
                 .is_some_and(|(_, pos)| since.is_none_or(|s| *pos > s));
-            let joined_now = since.is_some() && changed_in_window;
+            // Changed since the client's last sync (an initial sync has no "since").
+            let changed_since = since.is_some() && changed_in_window;
             match membership.as_str() {
                 "join" => {
                     let (section, news) = self.joined_room(
@@ -193,7 +194,7 @@ impl SyncService {
                         params,
                         &account_changes,
                         Membership::Joined {
-                            in_window: joined_now,
+                            in_window: changed_since,
                         },
                     )?;
                     if news || since.is_none() {
@@ -211,7 +212,9 @@ impl SyncService {
                     map.insert(room_id.to_string(), json!({ key: { "events": state } }));
                     has_news = true;
                 }
-                "leave" | "ban" if joined_now || (since.is_none() && filter.room.include_leave) => {
+                "leave" | "ban"
+                    if changed_since || (since.is_none() && filter.room.include_leave) =>
+                {
                     let until = own.as_ref().map_or(upto, |(_, pos)| *pos);
                     let (section, news) = self.joined_room(
                         who,
