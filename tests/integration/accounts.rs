@@ -127,3 +127,90 @@ async fn concurrent_registrations_of_one_name_create_one_account() {
         assert_eq!(body["errcode"], "M_USER_IN_USE");
     }
 }
+
+/// Authenticated tokens are cached in memory: every way a token dies must still kill it at
+/// once, even right after it was used (and so cached). Roost-specific for the refresh case
+/// (the old access token stops working at the refresh itself).
+#[tokio::test]
+async fn a_cached_token_dies_with_its_refresh_its_device_or_a_relogin() {
+    let roost = Server::start().await;
+    let name = unique("cache");
+    let (user_id, first, _) = roost.register(&name, "Pa55-word-cache").await;
+    let whoami = |token: String| {
+        let roost = &roost;
+        async move {
+            roost
+                .request(
+                    Method::GET,
+                    "/_matrix/client/v3/account/whoami",
+                    Some(&token),
+                    None,
+                )
+                .await
+                .0
+        }
+    };
+    let login = |device: &'static str, refresh: bool| {
+        let roost = &roost;
+        let user_id = user_id.clone();
+        async move {
+            let body = json!({
+                "type": "m.login.password",
+                "identifier": { "type": "m.id.user", "user": user_id },
+                "password": "Pa55-word-cache",
+                "device_id": device,
+                "refresh_token": refresh,
+            });
+            let (status, res) = roost
+                .request(Method::POST, "/_matrix/client/v3/login", None, Some(body))
+                .await;
+            assert_eq!(status, StatusCode::OK, "{res}");
+            res
+        }
+    };
+    assert_eq!(whoami(first.clone()).await, StatusCode::OK);
+
+    // Refresh: the old access token goes at once.
+    let with_refresh = login("REFRESHED", true).await;
+    let old = with_refresh["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(whoami(old.clone()).await, StatusCode::OK);
+    let (status, new) = roost
+        .request(
+            Method::POST,
+            "/_matrix/client/v3/refresh",
+            None,
+            Some(json!({ "refresh_token": with_refresh["refresh_token"] })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{new}");
+    assert_eq!(whoami(old).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        whoami(new["access_token"].as_str().unwrap().to_owned()).await,
+        StatusCode::OK
+    );
+
+    // Logging in again on the same device id replaces that device's token.
+    let again = login("AGAIN", false).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(whoami(again.clone()).await, StatusCode::OK);
+    login("AGAIN", false).await;
+    assert_eq!(whoami(again).await, StatusCode::UNAUTHORIZED);
+
+    // Deleting a device (here: logging out) kills its token; the others live.
+    let (status, _) = roost
+        .request(
+            Method::POST,
+            "/_matrix/client/v3/logout",
+            Some(&first),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(whoami(first).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        whoami(new["access_token"].as_str().unwrap().to_owned()).await,
+        StatusCode::OK
+    );
+}
