@@ -95,6 +95,18 @@ impl<K: std::hash::Hash + Eq + Clone, V: Clone> GenerationalCache<K, V> {
         }
     }
 
+    /// The cached value, or `load`'s, cached unless something was invalidated while it
+    /// loaded (the read-through for caches of mutable rows).
+    pub fn get_or_load<E>(&self, key: K, load: impl FnOnce() -> Result<V, E>) -> Result<V, E> {
+        if let Some(cached) = self.get(&key) {
+            return Ok(cached);
+        }
+        let epoch = self.epoch();
+        let value = load()?;
+        self.insert_unless_invalidated(epoch, key, value.clone());
+        Ok(value)
+    }
+
     pub fn remove(&self, key: &K) {
         let mut g = self.inner.lock();
         g.young.remove(key);

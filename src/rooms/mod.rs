@@ -64,7 +64,9 @@ pub struct Rooms {
     /// Room records by room id, and current state (event short ids) by `(room short, state
     /// key short)`: read for every room of every sync. An entry goes when an event that
     /// changes it is written (see `pipeline.rs`, `committed`).
-    room_records: crate::util::GenerationalCache<ruma::OwnedRoomId, tables::RoomRecord>,
+    /// (An unknown room is cached as `None`: a room's creation writes state events, which
+    /// remove the entry.)
+    room_records: crate::util::GenerationalCache<ruma::OwnedRoomId, Option<tables::RoomRecord>>,
     current_state: crate::util::GenerationalCache<(u64, u64), Option<u64>>,
     /// `m.room.history_visibility` by state snapshot (snapshots never change).
     visibility_cache: crate::util::GenerationalCache<u64, Arc<str>>,

@@ -24,17 +24,9 @@ pub struct TimelineEntry {
 
 impl Rooms {
     pub fn room(&self, room_id: &RoomId) -> Result<Option<RoomRecord>> {
-        let id = room_id.to_owned();
-        if let Some(cached) = self.room_records.get(&id) {
-            return Ok(Some(cached));
-        }
-        let epoch = self.room_records.epoch();
-        let record = ROOMS.get(&*self.db, &KeyBuilder::new().str(room_id.as_str()).build())?;
-        if let Some(record) = &record {
-            self.room_records
-                .insert_unless_invalidated(epoch, id, record.clone());
-        }
-        Ok(record)
+        self.room_records.get_or_load(room_id.to_owned(), || {
+            Ok(ROOMS.get(&*self.db, &KeyBuilder::new().str(room_id.as_str()).build())?)
+        })
     }
 
     pub fn event_short(&self, event_id: &EventId) -> Result<Option<u64>> {
@@ -96,15 +88,10 @@ impl Rooms {
         let Some(key_short) = self.state.state_key_short(kind, state_key)? else {
             return Ok(None);
         };
-        if let Some(cached) = self.current_state.get(&(room_short, key_short)) {
-            return Ok(cached);
-        }
-        let epoch = self.current_state.epoch();
-        let key = KeyBuilder::new().u64(room_short).u64(key_short).build();
-        let short = ROOM_STATE.get(&*self.db, &key)?;
-        self.current_state
-            .insert_unless_invalidated(epoch, (room_short, key_short), short);
-        Ok(short)
+        self.current_state.get_or_load((room_short, key_short), || {
+            let key = KeyBuilder::new().u64(room_short).u64(key_short).build();
+            Ok(ROOM_STATE.get(&*self.db, &key)?)
+        })
     }
 
     /// The stream position of an event, by short id. Sync asks this for every user's own
@@ -230,7 +217,6 @@ impl Rooms {
             .collect())
     }
 
-    /// `(room_id, membership)` of every room the user has a membership in.
     /// The history visibility in force at a state snapshot (`shared` when unset), which every
     /// read checks per event.
     pub fn history_visibility_at(&self, snapshot: u64) -> Result<Arc<str>> {
@@ -249,26 +235,22 @@ impl Rooms {
         Ok(value)
     }
 
-    /// Every sync reads it; it changes only with the user's own member events.
+    /// `(room_id, membership)` of every room the user has a membership in. Every sync reads
+    /// it; it changes only with the user's own member events.
     pub fn rooms_of(&self, user_id: &UserId) -> Result<Arc<Vec<(OwnedRoomId, String)>>> {
-        if let Some(cached) = self.user_rooms.get(&user_id.to_string()) {
-            return Ok(cached);
-        }
-        let epoch = self.user_rooms.epoch();
-        let prefix = KeyBuilder::new().str(user_id.as_str()).build();
-        let rows = USER_ROOMS.scan_prefix(&*self.db, &prefix, usize::MAX)?;
-        let rooms: Arc<Vec<_>> = Arc::new(
-            rows.into_iter()
-                .filter_map(|(key, membership)| {
-                    let mut reader = KeyReader::new(&key);
-                    reader.str()?;
-                    Some((OwnedRoomId::try_from(reader.str()?).ok()?, membership))
-                })
-                .collect(),
-        );
-        self.user_rooms
-            .insert_unless_invalidated(epoch, user_id.to_string(), Arc::clone(&rooms));
-        Ok(rooms)
+        self.user_rooms.get_or_load(user_id.to_string(), || {
+            let prefix = KeyBuilder::new().str(user_id.as_str()).build();
+            let rows = USER_ROOMS.scan_prefix(&*self.db, &prefix, usize::MAX)?;
+            Ok(Arc::new(
+                rows.into_iter()
+                    .filter_map(|(key, membership)| {
+                        let mut reader = KeyReader::new(&key);
+                        reader.str()?;
+                        Some((OwnedRoomId::try_from(reader.str()?).ok()?, membership))
+                    })
+                    .collect(),
+            ))
+        })
     }
 
     /// Timeline entries from stream position `from` (exclusive) in direction `backwards`, at

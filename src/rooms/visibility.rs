@@ -15,7 +15,6 @@ pub struct VisibilityCheck<'a> {
     user: &'a UserId,
     /// The user's membership now.
     current: Option<String>,
-    history: HashMap<u64, std::sync::Arc<str>>,
     membership: HashMap<u64, Option<String>>,
 }
 
@@ -32,7 +31,6 @@ impl<'a> VisibilityCheck<'a> {
             rooms,
             user,
             current,
-            history: HashMap::new(),
             membership: HashMap::new(),
         }
     }
@@ -40,15 +38,6 @@ impl<'a> VisibilityCheck<'a> {
     /// Whether the user is joined now.
     pub fn is_joined(&self) -> bool {
         self.current.as_deref() == Some("join")
-    }
-
-    fn history_at(&mut self, snapshot: u64) -> Result<std::sync::Arc<str>> {
-        if let Some(v) = self.history.get(&snapshot) {
-            return Ok(v.clone());
-        }
-        let value = self.rooms.history_visibility_at(snapshot)?;
-        self.history.insert(snapshot, value.clone());
-        Ok(value)
     }
 
     fn membership_at(&mut self, snapshot: u64) -> Result<Option<String>> {
@@ -71,7 +60,8 @@ impl<'a> VisibilityCheck<'a> {
         {
             return Ok(true);
         }
-        let visibility = self.history_at(record.state_before)?;
+        // Cached per snapshot for every reader (`Rooms::history_visibility_at`).
+        let visibility = self.rooms.history_visibility_at(record.state_before)?;
         if &*visibility == "world_readable" || (&*visibility == "shared" && self.is_joined()) {
             return Ok(true);
         }

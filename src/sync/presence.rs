@@ -62,14 +62,9 @@ impl Presence {
     }
 
     fn record(&self, user: &UserId) -> Result<Option<PresenceRecord>> {
-        if let Some(cached) = self.records.get(&user.to_string()) {
-            return Ok(cached);
-        }
-        let epoch = self.records.epoch();
-        let record = PRESENCE.get(&*self.db, &KeyBuilder::new().str(user.as_str()).build())?;
-        self.records
-            .insert_unless_invalidated(epoch, user.to_string(), record.clone());
-        Ok(record)
+        self.records.get_or_load(user.to_string(), || {
+            Ok(PRESENCE.get(&*self.db, &KeyBuilder::new().str(user.as_str()).build())?)
+        })
     }
 
     /// Write a batch holding `user`'s record.
