@@ -2,9 +2,9 @@
 //!
 //! Each message waits in its device's inbox under a stream position. Sync delivers the messages
 //! in `(since, upto]`, and deletes a device's messages at or below `since` when the device syncs
-//! with that token: a message is removed only once the client has shown, by syncing past it,
-//! that it received it, so a lost response loses nothing and every message is delivered once
-//! per token advance.
+//! with that token (or, on a WebSocket, acknowledges it): a message is removed only once the
+//! client has shown that it received it, so a lost response loses nothing and every message is
+//! delivered once per token advance.
 
 use std::sync::Arc;
 
@@ -62,6 +62,43 @@ impl ToDevice {
             txn_lock: parking_lot::Mutex::new(()),
             emptied: GenerationalCache::new(EMPTIED_CAPACITY),
         }
+    }
+
+    /// Whether the inbox is known empty: emptied through a position after which nothing was
+    /// queued.
+    fn known_empty(&self, inbox: &String) -> bool {
+        self.emptied
+            .get(inbox)
+            .is_some_and(|emptied| !self.marks.changed_after(inbox, emptied))
+    }
+
+    /// The device acknowledged everything up to `pos`: its messages at or below go.
+    pub fn acknowledge(&self, device: &Identity, pos: u64) -> Result<()> {
+        let inbox = inbox_key(device.user_id.as_str(), device.device_id.as_str());
+        if self.known_empty(&inbox) {
+            return Ok(());
+        }
+        let prefix = KeyBuilder::new()
+            .str(device.user_id.as_str())
+            .str(device.device_id.as_str())
+            .build();
+        let end = KeyBuilder::new()
+            .str(device.user_id.as_str())
+            .str(device.device_id.as_str())
+            .u64(pos.saturating_add(1))
+            .build();
+        let mut batch = Batch::new();
+        for (key, _) in
+            self.db
+                .scan_range(TO_DEVICE.name, &prefix, Some(&end), false, usize::MAX)?
+        {
+            TO_DEVICE.delete(&mut batch, key);
+        }
+        if !batch.is_empty() {
+            self.db.write(batch)?;
+        }
+        self.emptied.insert(inbox, pos);
+        Ok(())
     }
 
     /// Queue `messages` (`user → device id or "*" → content`) from `sender`. A repeated
@@ -142,13 +179,20 @@ impl ToDevice {
         Ok(())
     }
 
-    /// The device's messages in `(since, upto]`; first, messages at or below `since` are
-    /// deleted, as the device has synced past them.
-    pub fn deliver(&self, device: &Identity, since: Option<u64>, upto: u64) -> Result<Vec<Value>> {
+    /// The device's messages in `(since, upto]`; first, messages at or below `confirmed` are
+    /// deleted, as the device has shown it holds them. For `/sync` `confirmed` is `since`; a
+    /// WebSocket with responses in flight passes none and deletes what its client acks
+    /// ([`Self::acknowledge`]): messages it sent stay until then, so a reconnect from a token
+    /// before them gets them again.
+    pub fn deliver(
+        &self,
+        device: &Identity,
+        confirmed: Option<u64>,
+        since: Option<u64>,
+        upto: u64,
+    ) -> Result<Vec<Value>> {
         let inbox = inbox_key(device.user_id.as_str(), device.device_id.as_str());
-        if let Some(emptied) = self.emptied.get(&inbox)
-            && !self.marks.changed_after(&inbox, emptied)
-        {
+        if self.known_empty(&inbox) {
             return Ok(Vec::new());
         }
         let prefix = KeyBuilder::new()
@@ -160,35 +204,34 @@ impl ToDevice {
             .str(device.device_id.as_str())
             .u64(upto.saturating_add(1))
             .build();
-        // One scan: the messages at or below `since` were delivered (the client synced past
-        // them) and go; the ones after it are this response's. Acked messages are few (they
-        // are deleted on the next sync), so the acked part of the scan is short.
-        let (acked, fresh): (Vec<_>, Vec<_>) = self
-            .db
-            .scan_range(TO_DEVICE.name, &prefix, Some(&end), false, usize::MAX)?
-            .into_iter()
-            .partition(|(key, _)| {
-                since.is_some_and(|s| {
-                    KeyReader::new(&key[prefix.len()..])
-                        .u64()
-                        .is_none_or(|p| p <= s)
-                })
-            });
-        if !acked.is_empty() {
-            let mut batch = Batch::new();
-            for (key, _) in acked {
+        // One scan: the messages at or below `confirmed` were delivered and go; the ones
+        // after `since` are this response's. Confirmed messages are few (they are deleted on
+        // the next sync), so that part of the scan is short.
+        let mut batch = Batch::new();
+        let mut fresh = Vec::new();
+        for (key, value) in
+            self.db
+                .scan_range(TO_DEVICE.name, &prefix, Some(&end), false, usize::MAX)?
+        {
+            let pos = KeyReader::new(&key[prefix.len()..]).u64();
+            let at_or_below = |mark: Option<u64>| mark.is_some_and(|m| pos.is_none_or(|p| p <= m));
+            if at_or_below(confirmed) {
                 TO_DEVICE.delete(&mut batch, key);
+            } else if !at_or_below(since) {
+                fresh.push(value);
             }
+        }
+        if !batch.is_empty() {
             self.db.write(batch)?;
         }
-        if let Some(since) = since {
-            self.emptied.insert(inbox, since);
+        if let Some(confirmed) = confirmed {
+            self.emptied.insert(inbox, confirmed);
         }
         // All of them: a response's `next_batch` covers every position up to `upto`, so a
         // message held back for "the next response" would be deleted as acked by it.
         fresh
             .into_iter()
-            .map(|(_, value)| {
+            .map(|value| {
                 let m: ToDeviceMessage = serde_json::from_slice(&value).map_err(Error::internal)?;
                 Ok(json!({ "sender": m.sender, "type": m.event_type, "content": m.content }))
             })

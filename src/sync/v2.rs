@@ -69,6 +69,10 @@ pub struct SyncService {
 /// What a client asked for.
 pub struct SyncParams {
     pub since: Option<u64>,
+    /// The position up to which the client has confirmed holding what it was sent: what is
+    /// deleted once delivered (to-device messages) goes up to here. `/sync`: `since`. A
+    /// WebSocket: none (it deletes what its client acks, as the acks come).
+    pub confirmed: Option<u64>,
     pub full_state: bool,
     pub filter: Arc<SyncFilter>,
     pub timeout: Duration,
@@ -240,7 +244,8 @@ impl SyncService {
             .filter(|(room, kind, _)| room.is_empty() && filter.account_data.allows_type(kind))
             .map(|(_, kind, content)| json!({ "type": kind, "content": content }))
             .collect();
-        let to_device = self.to_device.deliver(who, since, upto)?;
+        let confirmed = params.confirmed.zip(since).map(|(c, s)| c.min(s));
+        let to_device = self.to_device.deliver(who, confirmed, since, upto)?;
         // A filter without presence skips the work (an initial sync's presence is everyone
         // in the user's rooms).
         let presence: Vec<Value> = if filter.presence.allows_type("m.presence") {

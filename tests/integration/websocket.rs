@@ -148,18 +148,8 @@ async fn delivers_in_order_and_resumes_without_loss_or_doubles() {
     assert_eq!(resumed, ["m5", "m6", "m7"], "nothing lost, nothing twice");
 }
 
-#[tokio::test]
-async fn an_unacknowledged_response_is_resent_after_reconnect() {
-    let server = Server::start().await;
-    let (sender, reader, room) = setup(&server).await;
-    let mut socket = connect(&server, Some(&reader), None).await.unwrap();
-    let initial = next_sync(&mut socket).await;
-    ack(&mut socket, &initial).await;
-    send(&server, &sender, &room, "unacked").await;
-    let body = next_sync(&mut socket).await;
-    assert_eq!(messages(&body, &room), ["unacked"]);
-    // No ack: the server sends nothing more however much arrives (one response in flight).
-    send(&server, &sender, &room, "later").await;
+/// Asserts that no `sync` message arrives for a while (the window is full).
+async fn assert_quiet(socket: &mut Socket, why: &str) {
     let quiet = tokio::time::timeout(Duration::from_millis(300), async {
         loop {
             if let Some(Ok(Message::Text(t))) = socket.next().await {
@@ -168,17 +158,123 @@ async fn an_unacknowledged_response_is_resent_after_reconnect() {
         }
     })
     .await;
-    assert!(
-        quiet.is_err(),
-        "nothing may be sent before the ack: {quiet:?}"
-    );
+    assert!(quiet.is_err(), "{why}: {quiet:?}");
+}
+
+#[tokio::test]
+async fn up_to_a_window_of_responses_go_unacknowledged_and_one_ack_covers_earlier_ones() {
+    const WINDOW: usize = 8;
+    let server = Server::start().await;
+    let (sender, reader, room) = setup(&server).await;
+    let mut socket = connect(&server, Some(&reader), None).await.unwrap();
+    let initial = next_sync(&mut socket).await;
+    ack(&mut socket, &initial).await;
+    let mut unacked = Vec::new();
+    for i in 0..WINDOW {
+        send(&server, &sender, &room, &format!("m{i}")).await;
+        let body = next_sync(&mut socket).await;
+        assert_eq!(
+            messages(&body, &room),
+            [format!("m{i}")],
+            "each picks up after the last sent"
+        );
+        unacked.push(body);
+    }
+    // The window is full: nothing more is sent however much arrives.
+    send(&server, &sender, &room, "beyond").await;
+    assert_quiet(&mut socket, "nothing may be sent with the window full").await;
+    // One ack of the second response acknowledges the first two: room for more.
+    ack(&mut socket, &unacked[1]).await;
+    let body = next_sync(&mut socket).await;
+    assert_eq!(messages(&body, &room), ["beyond"]);
+    // An ack of a response already acknowledged is a protocol error.
+    ack(&mut socket, &unacked[0]).await;
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match socket.next().await {
+                Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+                Some(Ok(_)) => continue,
+                _ => return None,
+            }
+        }
+    })
+    .await
+    .expect("closed promptly");
+    assert_eq!(closed, Some(4002));
+    // Resuming from the last response the client processed, acked or not, gets what followed.
+    let mut socket = connect(&server, Some(&reader), unacked[3]["next_batch"].as_str())
+        .await
+        .unwrap();
+    let mut resumed = Vec::new();
+    while resumed.len() < 5 {
+        let body = next_sync(&mut socket).await;
+        resumed.extend(messages(&body, &room));
+        ack(&mut socket, &body).await;
+    }
+    assert_eq!(resumed, ["m4", "m5", "m6", "m7", "beyond"]);
+}
+
+#[tokio::test]
+async fn to_device_messages_stay_until_acknowledged() {
+    let server = Server::start().await;
+    let (_, sender, _) = server.register(&unique("wtds"), "pw").await;
+    let (reader_id, reader, reader_device) = server.register(&unique("wtdr"), "pw").await;
+    let to_device = |body: &Value| -> Vec<String> {
+        body["to_device"]["events"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|e| e["content"]["n"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let send_to_device = |n: &'static str| {
+        let path = format!("/_matrix/client/v3/sendToDevice/m.test/{}", unique("td"));
+        let body = json!({ "messages": { &reader_id: { &reader_device: { "n": n } } } });
+        let (server, sender) = (&server, &sender);
+        async move {
+            let (status, res) = server
+                .request(Method::PUT, &path, Some(sender), Some(body))
+                .await;
+            assert_eq!(status, StatusCode::OK, "{res}");
+        }
+    };
+    let mut socket = connect(&server, Some(&reader), None).await.unwrap();
+    let initial = next_sync(&mut socket).await;
+    ack(&mut socket, &initial).await;
+    send_to_device("first").await;
+    let first = next_sync(&mut socket).await;
+    assert_eq!(to_device(&first), ["first"]);
+    // Unacknowledged: the next response doesn't repeat it, but the server keeps it.
+    send_to_device("second").await;
+    let second = next_sync(&mut socket).await;
+    assert_eq!(to_device(&second), ["second"]);
     drop(socket);
-    // The client never acked: it resumes from the last token it acked and gets both.
+    // Resuming from the last acked token gets both again (neither was acknowledged).
+    let mut socket = connect(&server, Some(&reader), initial["next_batch"].as_str())
+        .await
+        .unwrap();
+    let mut again = Vec::new();
+    while again.len() < 2 {
+        let body = next_sync(&mut socket).await;
+        again.extend(to_device(&body));
+        ack(&mut socket, &body).await;
+    }
+    assert_eq!(again, ["first", "second"]);
+    // Acknowledged, they are deleted when the next response for the device is made: a
+    // connection from before them finds only what came after.
+    send_to_device("third").await;
+    let body = next_sync(&mut socket).await;
+    assert_eq!(to_device(&body), ["third"]);
+    drop(socket);
     let mut socket = connect(&server, Some(&reader), initial["next_batch"].as_str())
         .await
         .unwrap();
     let body = next_sync(&mut socket).await;
-    assert_eq!(messages(&body, &room), ["unacked", "later"]);
+    assert_eq!(
+        to_device(&body),
+        ["third"],
+        "acknowledged messages were deleted"
+    );
 }
 
 #[tokio::test]

@@ -92,6 +92,7 @@ async fn sync(
     };
     let params = SyncParams {
         since,
+        confirmed: since,
         full_state,
         filter,
         timeout: Duration::from_millis(timeout as u64),

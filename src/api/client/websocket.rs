@@ -1,12 +1,17 @@
 //! Roost's WebSocket sync transport (not in the spec; protocol in docs/websocket.md).
 //!
 //! One socket per device carries the same incremental stream as `/sync`. The server sends a
-//! `sync` message whenever there is news, then waits for the client's `ack` of that message's
-//! `next_batch` before it sends the next: at most one unacknowledged response per connection,
-//! so a slow client costs no memory (what it hasn't taken stays in the database) and the
-//! server never buffers without bound. A client that doesn't ack within [`ACK_TIMEOUT`] is
-//! disconnected. Reconnecting with the last acked token resumes exactly where it stopped.
+//! `sync` message whenever there is news, each picking up where the last one sent ended, while
+//! fewer than [`WINDOW`] of them are unacknowledged; the client's `ack` of a `next_batch`
+//! acknowledges that response and every earlier one. The window bounds what a slow client
+//! can cost (what it hasn't taken stays in the database; nothing is buffered beyond the
+//! response being written), lets a client on a slow link receive the next response before its
+//! ack arrives, and lets a busy client ack several responses at once. Delete-once-delivered
+//! data (to-device messages) goes only once acked. A client that doesn't ack its oldest
+//! response within [`ACK_TIMEOUT`] is disconnected. Reconnecting with the last token the
+//! client processed resumes exactly where it stopped.
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use axum::Router;
@@ -29,7 +34,9 @@ use crate::sync::v2::SyncParams;
 use crate::users::Identity;
 
 pub const PATH: &str = "/_matrix/client/unstable/org.roost.ws/sync";
-/// How long a client may take to acknowledge a response.
+/// How many responses may be unacknowledged at once; the server waits for an ack beyond.
+pub const WINDOW: usize = 8;
+/// How long a client may take to acknowledge its oldest unacknowledged response.
 pub const ACK_TIMEOUT: Duration = Duration::from_secs(60);
 /// How often the server pings; a connection silent for two intervals is closed.
 pub const PING_INTERVAL: Duration = Duration::from_secs(20);
@@ -94,8 +101,9 @@ async fn upgrade(
     let set_presence = q.set_presence.clone();
     let ws = ws
         .read_buffer_size(READ_BUFFER)
-        // Each response is written out at once (it is flushed anyway, and acked before the
-        // next), so no write buffer is kept per connection.
+        // Each response is written out at once (what the kernel's socket buffer can't take
+        // waits in the send, not in a buffer of ours), so no write buffer is kept per
+        // connection.
         .write_buffer_size(0)
         .max_message_size(MAX_CLIENT_MESSAGE)
         .max_frame_size(MAX_CLIENT_MESSAGE);
@@ -176,31 +184,73 @@ impl Connection {
         // Filters never change once stored: parsed once per connection.
         let filter =
             sync_filter(&self.s, identity, self.filter_raw.as_deref()).map_err(internal)?;
+        // The client holds everything up to the token it connected with; later, what it acks.
+        // Delete-once-delivered data goes then, never when a response is merely sent.
+        let acknowledge = |pos: u64| {
+            self.s
+                .to_device
+                .acknowledge(identity, pos)
+                .map_err(internal)
+        };
+        if let Some(since) = self.since {
+            acknowledge(since)?;
+        }
         let mut params = SyncParams {
             since: self.since,
+            confirmed: None,
             full_state: false,
             filter,
             timeout: PING_INTERVAL,
             set_presence: self.set_presence.clone().or_else(|| Some("online".into())),
             use_state_after: false,
         };
+        let mut window = Window::new(self.since);
+        // The oldest unacknowledged response must be acked by this deadline.
+        let ack_deadline = tokio::time::sleep(ACK_TIMEOUT);
+        tokio::pin!(ack_deadline);
         loop {
-            params.since = self.since;
-            // Wait for news, answering pings and noticing a close or a logout meanwhile. The
-            // wait itself is kept across those (not restarted), so a wake-up costs one sync
-            // computation, not one per select branch that fired.
-            let wait = self.s.sync.wait(identity, &params);
+            // Each response picks up where the last one *sent* ended.
+            params.since = window.sent;
+            let open = window.is_open();
+            // Wait for news while the window is open, answering pings, taking acks and
+            // noticing a close or a logout meanwhile. The wait itself is kept across those (not
+            // restarted), so a wake-up costs one sync computation, not one per branch that fired.
+            let wait = async {
+                if open {
+                    self.s.sync.wait(identity, &params).await
+                } else {
+                    std::future::pending().await
+                }
+            };
             tokio::pin!(wait);
             let (body, news) = loop {
                 tokio::select! {
-                    result = &mut wait => break result.map_err(internal)?,
+                    result = &mut wait => {
+                        let (body, news) = result.map_err(internal)?;
+                        break (Some(body), news);
+                    }
                     message = socket.next() => {
-                        match message {
+                        let text = match message {
                             Some(Err(e)) if is_too_big(&e) => return Err((CLOSE_TOO_BIG, "message too big".into())),
                             None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return Ok(()),
-                            Some(Ok(Message::Text(_))) => return Err((CLOSE_BAD_MESSAGE, "nothing to acknowledge".into())),
-                            Some(Ok(_)) => last_seen = tokio::time::Instant::now(),
+                            Some(Ok(Message::Text(text))) => text,
+                            Some(Ok(_)) => {
+                                last_seen = tokio::time::Instant::now();
+                                continue;
+                            }
+                        };
+                        last_seen = tokio::time::Instant::now();
+                        acknowledge(window.take_ack(&text)?)?;
+                        if let Some(oldest) = window.oldest_sent_at() {
+                            ack_deadline.as_mut().reset(oldest + ACK_TIMEOUT);
                         }
+                        if !open {
+                            // Room again: wait for news.
+                            break (None, false);
+                        }
+                    }
+                    _ = &mut ack_deadline, if window.unacked() > 0 => {
+                        return Err((CLOSE_ACK_TIMEOUT, "no ack in time".into()));
                     }
                     _ = sessions.changed() => {
                         if logged_out() {
@@ -217,7 +267,8 @@ impl Connection {
                     }
                 }
             };
-            if !news && self.since.is_some() {
+            let Some(body) = body else { continue };
+            if !news && window.sent.is_some() {
                 continue;
             }
             #[derive(serde::Serialize)]
@@ -231,50 +282,73 @@ impl Connection {
                 body: &body,
             })
             .map_err(|e| internal(Error::internal(e)))?;
-            let next_batch = body.next_batch;
+            let pos = parse_since(&body.next_batch).map_err(internal)?;
             if socket.send(Message::Text(message.into())).await.is_err() {
                 return Ok(());
             }
-            self.await_ack(socket, &next_batch, &mut last_seen).await?;
-            self.since = Some(parse_since(&next_batch).map_err(internal)?);
+            let now = tokio::time::Instant::now();
+            if window.unacked() == 0 {
+                ack_deadline.as_mut().reset(now + ACK_TIMEOUT);
+            }
+            window.sent(pos, now);
+        }
+    }
+}
+
+/// The responses sent and not yet acknowledged, and how far the client has acked.
+struct Window {
+    /// Position of each unacknowledged response, oldest first, with when it was sent.
+    unacked: VecDeque<(u64, tokio::time::Instant)>,
+    /// The position of the last response sent (the next one starts after it); at first the
+    /// `since` the client connected with.
+    sent: Option<u64>,
+}
+
+impl Window {
+    fn new(since: Option<u64>) -> Self {
+        Self {
+            unacked: VecDeque::with_capacity(WINDOW),
+            sent: since,
         }
     }
 
-    /// Wait until the client acknowledges `next_batch` (pings and pongs keep flowing).
-    async fn await_ack(
-        &self,
-        socket: &mut WebSocket,
-        next_batch: &str,
-        last_seen: &mut tokio::time::Instant,
-    ) -> std::result::Result<(), (u16, String)> {
-        let deadline = tokio::time::Instant::now() + ACK_TIMEOUT;
-        loop {
-            let message = match tokio::time::timeout_at(deadline, socket.next()).await {
-                Err(_) => return Err((CLOSE_ACK_TIMEOUT, "no ack in time".into())),
-                Ok(Some(Err(e))) if is_too_big(&e) => {
-                    return Err((CLOSE_TOO_BIG, "message too big".into()));
-                }
-                Ok(None | Some(Err(_)) | Some(Ok(Message::Close(_)))) => {
-                    return Err((1000, "closed".into()));
-                }
-                Ok(Some(Ok(message))) => message,
-            };
-            *last_seen = tokio::time::Instant::now();
-            let Message::Text(text) = message else {
-                continue;
-            };
-            match serde_json::from_str::<ClientMessage>(&text) {
-                Ok(ClientMessage::Ack { next_batch: acked }) if acked == next_batch => {
-                    return Ok(());
-                }
-                _ => {
-                    return Err((
-                        CLOSE_BAD_MESSAGE,
-                        format!("expected an ack of {next_batch}"),
-                    ));
-                }
-            }
-        }
+    fn is_open(&self) -> bool {
+        self.unacked.len() < WINDOW
+    }
+
+    fn unacked(&self) -> usize {
+        self.unacked.len()
+    }
+
+    fn oldest_sent_at(&self) -> Option<tokio::time::Instant> {
+        self.unacked.front().map(|(_, at)| *at)
+    }
+
+    fn sent(&mut self, pos: u64, at: tokio::time::Instant) {
+        self.unacked.push_back((pos, at));
+        self.sent = Some(pos);
+    }
+
+    /// A client message while responses may be in flight: it must acknowledge one of them
+    /// (and with it every earlier one). Returns the position acknowledged.
+    fn take_ack(&mut self, text: &str) -> std::result::Result<u64, (u16, String)> {
+        let bad = || {
+            (
+                CLOSE_BAD_MESSAGE,
+                "expected an ack of a response sent".to_owned(),
+            )
+        };
+        let Ok(ClientMessage::Ack { next_batch }) = serde_json::from_str(text) else {
+            return Err(bad());
+        };
+        let pos = parse_since(&next_batch).map_err(|_| bad())?;
+        let acked = self
+            .unacked
+            .iter()
+            .position(|(p, _)| *p == pos)
+            .ok_or_else(bad)?;
+        self.unacked.drain(..=acked);
+        Ok(pos)
     }
 }
 
