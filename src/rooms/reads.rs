@@ -172,7 +172,12 @@ impl Rooms {
     }
 
     /// The short id of the state event of `(kind, state_key)` within a snapshot.
-    fn state_short_at(&self, snapshot: u64, kind: &str, state_key: &str) -> Result<Option<u64>> {
+    pub fn state_short_at(
+        &self,
+        snapshot: u64,
+        kind: &str,
+        state_key: &str,
+    ) -> Result<Option<u64>> {
         let Some(key_short) = self.state.state_key_short(kind, state_key)? else {
             return Ok(None);
         };

@@ -10,7 +10,7 @@
 //! fresh).
 
 use std::collections::HashSet;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use super::Rooms;
 use super::tables::RoomRecord;
@@ -21,7 +21,14 @@ pub struct Roster {
     /// `(user_id, membership)`, ordered by user id.
     members: Vec<(String, String)>,
     joined: HashSet<String>,
+    /// The first joined or invited members by the stream order of their member events (see
+    /// [`Rooms::first_members`]), worked out once per snapshot when first asked.
+    first: OnceLock<Arc<[String]>>,
 }
+
+/// How many of the first members a roster keeps: five heroes, and one more in case the reader
+/// is among them.
+const FIRST_MEMBERS: usize = 6;
 
 impl Roster {
     fn new(members: Vec<(String, String)>) -> Self {
@@ -30,7 +37,11 @@ impl Roster {
             .filter(|(_, m)| m == "join")
             .map(|(u, _)| u.clone())
             .collect();
-        Self { members, joined }
+        Self {
+            members,
+            joined,
+            first: OnceLock::new(),
+        }
     }
 
     /// Users whose membership is one of `memberships`, ordered by user id.
@@ -70,5 +81,30 @@ impl Rooms {
         self.roster_cache
             .insert(room.short, (room.current_snapshot, Arc::clone(&roster)));
         Ok(roster)
+    }
+
+    /// Up to six joined or invited members, the earliest first by the stream order of their
+    /// current member events: the room summary's heroes are the first five that aren't the
+    /// reader (client-server API, `m.heroes`).
+    pub fn first_members(&self, room: &RoomRecord, roster: &Roster) -> Result<Arc<[String]>> {
+        if let Some(first) = roster.first.get() {
+            return Ok(Arc::clone(first));
+        }
+        let mut ordered = Vec::new();
+        for user in roster.with(&["join", "invite"]) {
+            let Some(short) = self.state_short_at(room.current_snapshot, "m.room.member", user)?
+            else {
+                continue;
+            };
+            let pos = self.event_pos(short)?.unwrap_or(u64::MAX);
+            ordered.push((pos, user));
+        }
+        ordered.sort_unstable();
+        let first: Arc<[String]> = ordered
+            .into_iter()
+            .take(FIRST_MEMBERS)
+            .map(|(_, user)| user.to_owned())
+            .collect();
+        Ok(Arc::clone(roster.first.get_or_init(|| first)))
     }
 }

@@ -1,6 +1,7 @@
 //! Sync: the notifier that wakes waiting clients, and (next) `/sync` itself.
 
 pub mod filter;
+pub mod lazy_members;
 pub mod notifier;
 pub mod presence;
 pub mod receipts;

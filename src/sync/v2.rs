@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 
 use super::Notifier;
 use super::filter::SyncFilter;
+use super::lazy_members::{DeviceMembers, SentMembers};
 use super::presence::Presence;
 use super::receipts::Receipts;
 use super::response::{
@@ -64,6 +65,8 @@ pub struct SyncService {
     presence: Arc<Presence>,
     notifier: Arc<Notifier>,
     stream: Arc<StreamCounter>,
+    /// Which member events each device holds, for lazy-loading filters.
+    sent_members: SentMembers,
 }
 
 /// What a client asked for.
@@ -80,6 +83,10 @@ pub struct SyncParams {
     pub set_presence: Option<String>,
     /// `use_state_after`: answer `state_after` (state up to the end of the timeline).
     pub use_state_after: bool,
+}
+
+fn is_member_event(pdu: &Pdu) -> bool {
+    pdu.kind == ruma::events::TimelineEventType::RoomMember
 }
 
 pub fn token(pos: u64) -> String {
@@ -116,6 +123,7 @@ impl SyncService {
             presence,
             notifier,
             stream,
+            sent_members: SentMembers::default(),
         }
     }
 
@@ -165,6 +173,14 @@ impl SyncService {
         let filter = &params.filter;
         let mut rooms = RoomsSection::default();
         let mut has_news = false;
+        // Lazy loading: the member events this device holds (a sync without `since` starts
+        // it afresh).
+        let held_members = filter
+            .room
+            .state
+            .lazy_load_members
+            .then(|| self.sent_members.of(who, since.is_none()));
+        let held_members = held_members.as_ref();
         // The user's account data changes, read once for the global section and every room.
         let account_changes = match since {
             None => self.account_data.all(&who.user_id)?,
@@ -197,6 +213,7 @@ impl SyncService {
                         upto,
                         params,
                         &account_changes,
+                        held_members,
                         Membership::Joined {
                             in_window: changed_since,
                         },
@@ -228,6 +245,7 @@ impl SyncService {
                         until,
                         params,
                         &account_changes,
+                        held_members,
                         Membership::Left,
                     )?;
                     if news || since.is_none() {
@@ -298,6 +316,7 @@ impl SyncService {
         upto: u64,
         params: &SyncParams,
         account_changes: &[(String, String, Value)],
+        held_members: Option<&DeviceMembers>,
         membership: Membership,
     ) -> Result<(RoomSection, bool)> {
         let filter = &params.filter.room;
@@ -354,11 +373,26 @@ impl SyncService {
             Some(first) => first.record.state_before,
             None => self.rooms.snapshot_at(room.short, upto)?,
         };
-        // Lazy loading keeps only the members the timeline needs (and the user's own).
+        // The summary comes when the membership may have changed: a first sync of the room or
+        // a member event in the timeline.
+        let joined = membership != Membership::Left;
+        let membership_changed = first_sync || timeline.iter().any(|e| is_member_event(&e.pdu));
+        let summary = if joined && membership_changed {
+            Some(self.summary(room, who)?)
+        } else {
+            None
+        };
+        // Lazy loading keeps only the members the timeline needs, the summary's heroes (which
+        // the spec requires with them) and, in a first sync of the room, the user's own.
         let wanted_members: Option<BTreeSet<&str>> = filter.state.lazy_load_members.then(|| {
             let mut wanted: BTreeSet<&str> =
                 timeline.iter().map(|e| e.pdu.sender.as_str()).collect();
-            wanted.insert(who.user_id.as_str());
+            if first_sync {
+                wanted.insert(who.user_id.as_str());
+            }
+            if let Some((_, heroes)) = &summary {
+                wanted.extend(heroes.iter().map(String::as_str));
+            }
             wanted
         });
         // Which state keys a full state load reads at all (the rest is never decoded).
@@ -371,31 +405,46 @@ impl SyncService {
         };
         // `use_state_after` (v1.16): the state up to the *end* of the timeline instead, so the
         // client never has to apply timeline events to its state.
-        let mut state: Vec<Pdu> = if params.use_state_after {
-            let end_snapshot = match timeline.last() {
+        let state_snapshot = if params.use_state_after {
+            match timeline.last() {
                 Some(last) => last.record.state_after,
                 None => self.rooms.snapshot_at(room.short, upto)?,
-            };
-            if first_sync {
-                self.rooms.state_at_where(end_snapshot, keep)?
-            } else {
-                let since_snapshot = self.rooms.snapshot_at(room.short, since.unwrap_or(0))?;
-                self.rooms.state_diff(since_snapshot, end_snapshot)?
             }
-        } else if first_sync {
-            self.rooms.state_at_where(start_snapshot, keep)?
-        } else if limited {
+        } else {
+            start_snapshot
+        };
+        let mut state: Vec<Pdu> = if first_sync {
+            self.rooms.state_at_where(state_snapshot, keep)?
+        } else if params.use_state_after || limited {
             let since_snapshot = self.rooms.snapshot_at(room.short, since.unwrap_or(0))?;
-            self.rooms.state_diff(since_snapshot, start_snapshot)?
+            self.rooms.state_diff(since_snapshot, state_snapshot)?
         } else {
             Vec::new()
         };
+        if let (Some(held), Some(wanted)) = (held_members, &wanted_members)
+            && !first_sync
+        {
+            let since = since.filter(|_| !filter.state.include_redundant_members);
+            let missing = self.members_not_held(
+                held,
+                room.short,
+                state_snapshot,
+                wanted,
+                &timeline,
+                &state,
+                since,
+            )?;
+            state.extend(missing);
+        }
         state.retain(|p| {
             filter.state.allows(p)
                 && p.state_key
                     .as_deref()
                     .is_some_and(|k| keep(&p.kind.to_string(), k))
         });
+        if let Some(held) = held_members {
+            self.note_members_sent(held, room.short, &timeline, &state, upto)?;
+        }
 
         let room_account_data: Vec<Value> = account_changes
             .iter()
@@ -441,11 +490,6 @@ impl SyncService {
         } else {
             (Some(state), None)
         };
-        let joined = membership != Membership::Left;
-        let membership_changed = first_sync
-            || timeline
-                .iter()
-                .any(|e| e.pdu.kind == ruma::events::TimelineEventType::RoomMember);
         let section = RoomSection {
             timeline: Timeline {
                 events,
@@ -457,28 +501,87 @@ impl SyncService {
             account_data: room_account_data.into(),
             ephemeral: joined.then(|| ephemeral.into()),
             unread_notifications: joined.then(UnreadNotifications::default),
-            summary: if joined && membership_changed {
-                Some(self.summary(room, who)?)
-            } else {
-                None
-            },
+            summary: summary.map(|(summary, _)| summary),
         };
         Ok((section, has_news))
     }
 
-    /// `m.heroes` and member counts.
-    fn summary(&self, room: &RoomRecord, who: &Identity) -> Result<Value> {
+    /// Lazy loading, incremental: the member events (at `snapshot`) of the `wanted` members
+    /// that neither the timeline nor `state` carries and the device doesn't hold as of `since`
+    /// (`None`: send them whatever it holds).
+    #[allow(clippy::too_many_arguments)]
+    fn members_not_held(
+        &self,
+        held: &DeviceMembers,
+        room_short: u64,
+        snapshot: u64,
+        wanted: &BTreeSet<&str>,
+        timeline: &[TimelineEntry],
+        state: &[Pdu],
+        since: Option<u64>,
+    ) -> Result<Vec<Pdu>> {
+        let carried: BTreeSet<&str> = timeline
+            .iter()
+            .map(|e| &e.pdu)
+            .chain(state)
+            .filter(|p| is_member_event(p))
+            .filter_map(|p| p.state_key.as_deref())
+            .collect();
+        let mut missing = Vec::new();
+        for member in wanted.iter().filter(|m| !carried.contains(*m)) {
+            let Some(short) = self
+                .rooms
+                .state_short_at(snapshot, "m.room.member", member)?
+            else {
+                continue;
+            };
+            if !held.holds(room_short, member, short, since)
+                && let Some((pdu, _)) = self.rooms.pdu_by_short(short)?
+            {
+                missing.push(pdu);
+            }
+        }
+        Ok(missing)
+    }
+
+    /// Lazy loading: the device is sent every member event in this response's timeline and
+    /// state (a response ending at `upto`).
+    fn note_members_sent(
+        &self,
+        held: &DeviceMembers,
+        room_short: u64,
+        timeline: &[TimelineEntry],
+        state: &[Pdu],
+        upto: u64,
+    ) -> Result<()> {
+        for pdu in timeline.iter().map(|e| &e.pdu).chain(state) {
+            if is_member_event(pdu)
+                && let Some(member) = pdu.state_key.as_deref()
+                && let Some(short) = self.rooms.event_short(&pdu.event_id)?
+            {
+                held.sent(room_short, member, short, upto);
+            }
+        }
+        Ok(())
+    }
+
+    /// `m.heroes` and member counts, and the heroes.
+    fn summary(&self, room: &RoomRecord, who: &Identity) -> Result<(Value, Vec<String>)> {
         let roster = self.rooms.roster(room)?;
-        let heroes: Vec<&str> = roster
-            .with(&["join", "invite"])
+        let heroes: Vec<String> = self
+            .rooms
+            .first_members(room, &roster)?
+            .iter()
             .filter(|u| *u != who.user_id.as_str())
             .take(5)
+            .cloned()
             .collect();
-        Ok(json!({
+        let summary = json!({
             "m.heroes": heroes,
             "m.joined_member_count": roster.joined_count(),
             "m.invited_member_count": roster.count("invite"),
-        }))
+        });
+        Ok((summary, heroes))
     }
 
     /// Stripped state for an invite or knock: a few room state events and the user's own

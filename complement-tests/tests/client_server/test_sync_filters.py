@@ -205,6 +205,47 @@ def test_lazy_load_members(open_server):
     assert members_in(state(full, room_id)) == {u.user_id for u in users}
 
 
+def test_lazy_load_members_incremental(open_server):
+    """In incremental syncs too, lazy loading brings the member event of a timeline
+    sender the client hasn't been sent; with include_redundant_members, every
+    timeline sender's member event comes each time."""
+    me, early, *fillers, late = (open_server.register() for _ in range(7))
+    room_id = me.create_room(preset="public_chat")
+    # Heroes are the first 5 members after `me`: `late` joins after them, so the summary
+    # doesn't bring its member event either.
+    for u in [early, *fillers, late]:
+        u.join(room_id)
+    early.send_message(room_id, "before")
+    lazy = {"room": {"timeline": {"limit": 1}, "state": {"lazy_load_members": True}}, **NO_PRESENCE}
+    syncer = Syncer(me, filter=lazy)
+    first = syncer.initial()
+    assert bodies(timeline(first, room_id)) == ["before"]
+    assert late.user_id not in members_in(state(first, room_id))
+
+    # `late` joined before the window the client saw: its first message brings its member event.
+    late.send_message(room_id, "hello")
+    body = syncer.until(lambda b: "hello" in bodies(timeline(b, room_id)) and b, what="hello")
+    members = {e["state_key"]: e for e in state(body, room_id) if e["type"] == "m.room.member"}
+    assert late.user_id in members, state(body, room_id)
+    assert members[late.user_id]["content"]["membership"] == "join"
+
+    redundant = {
+        "room": {
+            "timeline": {"limit": 1},
+            "state": {"lazy_load_members": True, "include_redundant_members": True},
+        },
+        **NO_PRESENCE,
+    }
+    again = Syncer(me, filter=redundant)
+    again.initial()
+    early.send_message(room_id, "one")
+    body = again.until(lambda b: "one" in bodies(timeline(b, room_id)) and b, what="one")
+    assert early.user_id in members_in(state(body, room_id))
+    early.send_message(room_id, "two")
+    body = again.until(lambda b: "two" in bodies(timeline(b, room_id)) and b, what="two")
+    assert early.user_id in members_in(state(body, room_id)), "redundant members are sent again"
+
+
 def test_include_leave(user, user2):
     room_id = user.create_room(preset="public_chat")
     user2.join(room_id)
