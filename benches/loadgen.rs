@@ -26,6 +26,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+#[path = "loadgen/raw_http.rs"]
+mod raw_http;
+
 use clap::Parser;
 use futures_util::{SinkExt as _, StreamExt as _, stream};
 use hmac::{Hmac, KeyInit, Mac};
@@ -97,6 +100,14 @@ struct Args {
     /// set_presence on /sync ('' = omit).
     #[arg(long, default_value = "offline")]
     set_presence: String,
+    /// fanout-ws: ack every Nth response (1 = each; at most the server's window, 8): the
+    /// rest are acknowledged by the next ack, or by one sent once the stream is quiet for
+    /// `--ws-ack-idle-ms`.
+    #[arg(long, default_value_t = 1)]
+    ws_ack_every: usize,
+    /// fanout-ws: ack what is outstanding once no message came for this long.
+    #[arg(long, default_value_t = 200)]
+    ws_ack_idle_ms: u64,
     /// Receivers sharing one HTTP client (connection pool).
     #[arg(long, default_value_t = 100)]
     receivers_per_client: usize,
@@ -846,16 +857,29 @@ impl Bench {
                     base.trim_end_matches('/'),
                     enc(fid)
                 );
-                tasks.push(tokio::spawn(ws_receiver(ctx, url, token, since)));
+                let acks = AckPolicy {
+                    every: self.args.ws_ack_every.clamp(1, 8),
+                    idle: Duration::from_millis(self.args.ws_ack_idle_ms),
+                };
+                tasks.push(tokio::spawn(ws_receiver(ctx, url, token, since, acks)));
             } else {
-                let url = format!(
-                    "{}{CLIENT_API}/sync?filter={}&timeout={}{presence}",
-                    self.args.url.trim_end_matches('/'),
+                let path = format!(
+                    "{CLIENT_API}/sync?filter={}&timeout={}{presence}",
                     enc(fid),
                     self.args.sync_timeout_ms
                 );
-                let client = self.api.client(i + 1).clone();
-                tasks.push(tokio::spawn(http_receiver(ctx, client, url, token, since)));
+                match raw_http::http_authority(&self.args.url) {
+                    Some(authority) => {
+                        tasks.push(tokio::spawn(raw_receiver(
+                            ctx, authority, path, token, since,
+                        )));
+                    }
+                    None => {
+                        let url = format!("{}{path}", self.args.url.trim_end_matches('/'));
+                        let client = self.api.client(i + 1).clone();
+                        tasks.push(tokio::spawn(http_receiver(ctx, client, url, token, since)));
+                    }
+                }
             }
         }
         // every receiver has sent its first long-poll / opened its socket, then settle
@@ -960,6 +984,7 @@ impl Bench {
                 "receivers": k,
                 "messages": m,
                 "transport": if ws { "websocket" } else { "long-poll" },
+                "ws_ack_every": if ws { json!(self.args.ws_ack_every.clamp(1, 8)) } else { Value::Null },
                 "send_concurrency": self.args.fanout_send_concurrency,
                 "send_rate_limit": if rate > 0.0 { json!(rate) } else { Value::Null },
                 "set_presence": if self.args.set_presence.is_empty() { "(server default)" } else { &self.args.set_presence },
@@ -1156,6 +1181,77 @@ async fn http_receiver(
     ctx.done.fetch_add(1, Ordering::Relaxed);
 }
 
+/// [`http_receiver`] on [`raw_http::RawConn`]: one keep-alive connection per receiver.
+async fn raw_receiver(
+    ctx: Arc<FanCtx>,
+    authority: String,
+    path: String,
+    token: String,
+    mut since: String,
+) {
+    let mut seen = vec![false; ctx.m];
+    let mut n_seen = 0;
+    let mut first = true;
+    let mut conn: Option<raw_http::RawConn> = None;
+    while n_seen < ctx.m && !ctx.stop.load(Ordering::Relaxed) {
+        let request =
+            raw_http::get_request(&authority, &format!("{path}&since={}", enc(&since)), &token);
+        if first {
+            first = false;
+            ctx.started.fetch_add(1, Ordering::Relaxed);
+        }
+        let c = match conn.take() {
+            Some(c) => c,
+            None => match raw_http::RawConn::connect(&authority).await {
+                Ok(c) => c,
+                Err(e) => {
+                    ctx.sync_errors.fetch_add(1, Ordering::Relaxed);
+                    log_err_once(&ctx, &format!("sync connect: {e}"));
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let c = conn.insert(c);
+        let response = match c.roundtrip(&request).await {
+            Ok(r) => r,
+            Err(e) => {
+                conn = None;
+                ctx.sync_errors.fetch_add(1, Ordering::Relaxed);
+                log_err_once(&ctx, &format!("sync transport error: {e}"));
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let t_rx = Instant::now();
+        let body = c.body(&response);
+        if response.status != 200 {
+            ctx.sync_errors.fetch_add(1, Ordering::Relaxed);
+            log_err_once(
+                &ctx,
+                &format!(
+                    "sync HTTP {}: {}",
+                    response.status,
+                    String::from_utf8_lossy(&body[..body.len().min(200)])
+                ),
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        } else {
+            match serde_json::from_slice::<SyncResp>(body) {
+                Ok(resp) => since = ctx.process(resp, t_rx, &mut seen, &mut n_seen),
+                Err(e) => {
+                    ctx.sync_errors.fetch_add(1, Ordering::Relaxed);
+                    log_err_once(&ctx, &format!("bad sync body: {e}"));
+                }
+            }
+        }
+        if !c.reusable() {
+            conn = None;
+        }
+    }
+    ctx.done.fetch_add(1, Ordering::Relaxed);
+}
+
 static ERR_LOGGED: AtomicU64 = AtomicU64::new(0);
 
 fn log_err_once(_ctx: &FanCtx, msg: &str) {
@@ -1165,7 +1261,21 @@ fn log_err_once(_ctx: &FanCtx, msg: &str) {
     }
 }
 
-async fn ws_receiver(ctx: Arc<FanCtx>, url: String, token: String, mut since: String) {
+/// When a WebSocket receiver acknowledges what it processed (docs/websocket.md: an ack covers
+/// every earlier response; the server sends at most 8 ahead).
+#[derive(Clone, Copy)]
+struct AckPolicy {
+    every: usize,
+    idle: Duration,
+}
+
+async fn ws_receiver(
+    ctx: Arc<FanCtx>,
+    url: String,
+    token: String,
+    mut since: String,
+    acks: AckPolicy,
+) {
     let mut seen = vec![false; ctx.m];
     let mut n_seen = 0;
     let mut first = true;
@@ -1196,8 +1306,27 @@ async fn ws_receiver(ctx: Arc<FanCtx>, url: String, token: String, mut since: St
         } else {
             ctx.reconnects.fetch_add(1, Ordering::Relaxed);
         }
+        // Responses processed and not yet acknowledged.
+        let mut unacked = 0;
         while n_seen < ctx.m {
-            let msg = match ws.next().await {
+            let next = if unacked > 0 {
+                match tokio::time::timeout(acks.idle, ws.next()).await {
+                    Ok(next) => next,
+                    Err(_) => {
+                        // Quiet: acknowledge what is outstanding.
+                        if let Err(e) = ws.send(ack_message(&since)).await {
+                            ctx.sync_errors.fetch_add(1, Ordering::Relaxed);
+                            log_err_once(&ctx, &format!("ws ack: {e}"));
+                            continue 'outer;
+                        }
+                        unacked = 0;
+                        continue;
+                    }
+                }
+            } else {
+                ws.next().await
+            };
+            let msg = match next {
                 Some(Ok(m)) => m,
                 Some(Err(e)) => {
                     ctx.sync_errors.fetch_add(1, Ordering::Relaxed);
@@ -1232,18 +1361,24 @@ async fn ws_receiver(ctx: Arc<FanCtx>, url: String, token: String, mut since: St
                 continue;
             }
             let Some(body) = parsed.body else { continue };
-            let next = ctx.process(body, t_rx, &mut seen, &mut n_seen);
-            let ack = json!({"type": "ack", "next_batch": next}).to_string();
-            if let Err(e) = ws.send(Message::text(ack)).await {
-                ctx.sync_errors.fetch_add(1, Ordering::Relaxed);
-                log_err_once(&ctx, &format!("ws ack: {e}"));
-                continue 'outer;
+            since = ctx.process(body, t_rx, &mut seen, &mut n_seen);
+            unacked += 1;
+            if unacked >= acks.every {
+                if let Err(e) = ws.send(ack_message(&since)).await {
+                    ctx.sync_errors.fetch_add(1, Ordering::Relaxed);
+                    log_err_once(&ctx, &format!("ws ack: {e}"));
+                    continue 'outer;
+                }
+                unacked = 0;
             }
-            since = next;
         }
         let _ = ws.close(None).await;
     }
     ctx.done.fetch_add(1, Ordering::Relaxed);
+}
+
+fn ack_message(next_batch: &str) -> Message {
+    Message::text(json!({"type": "ack", "next_batch": next_batch}).to_string())
 }
 
 #[tokio::main]
