@@ -49,6 +49,19 @@ impl Rooms {
             .map(|txn| txn.txn_id))
     }
 
+    /// The annotation epoch now (see `annotations.rs`): read it before serving events to know
+    /// with [`Self::was_plain_at`] whether they were plain throughout.
+    pub fn annotation_epoch(&self) -> u64 {
+        self.annotations.epoch()
+    }
+
+    /// Whether `pdu` was known, at annotation epoch `epoch`, to have no redaction and no
+    /// relations: then its client form is the same for every viewer (but the transaction id
+    /// its sender's device gets).
+    pub fn was_plain_at(&self, pdu: &Pdu, epoch: u64) -> bool {
+        self.annotations.plain_form(pdu, epoch).is_some()
+    }
+
     /// [`Self::client_event_for`] serialised. An event known to be plain (the usual case, see
     /// `annotations.rs`) is its client form, made once, with this moment's `unsigned` appended:
     /// under fan-out one serialisation serves every reader.

@@ -1,5 +1,7 @@
 //! Sync filters (client-server API §Filtering): which rooms and events a sync carries.
 
+use std::sync::{Arc, OnceLock};
+
 use ruma::RoomId;
 use serde::Deserialize;
 
@@ -12,6 +14,8 @@ pub struct SyncFilter {
     pub room: RoomFilter,
     pub account_data: EventFilter,
     pub presence: EventFilter,
+    #[serde(skip)]
+    timeline_key: OnceLock<Arc<str>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -38,6 +42,15 @@ impl RoomFilter {
 }
 
 impl SyncFilter {
+    /// The room timeline filter spelled out: readers whose filters spell the same share
+    /// timeline windows (`shared_timeline.rs`), whoever uploaded them.
+    pub fn timeline_key(&self) -> Arc<str> {
+        Arc::clone(
+            self.timeline_key
+                .get_or_init(|| format!("{:?}", self.room.timeline).into()),
+        )
+    }
+
     /// Parse an inline filter (`{…}`); stored filters are looked up by the caller.
     pub fn parse(json: &str) -> Result<Self> {
         serde_json::from_str(json).map_err(|e| Error::bad_json(format!("Invalid filter: {e}")))

@@ -6,6 +6,7 @@ pub mod notifier;
 pub mod presence;
 pub mod receipts;
 pub mod response;
+pub mod shared_timeline;
 pub mod tables;
 pub mod to_device;
 pub mod typing;

@@ -11,6 +11,8 @@ use serde::Serialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
+use super::shared_timeline::SharedRaw;
+
 #[derive(Serialize)]
 pub struct SyncResponse {
     pub next_batch: String,
@@ -53,7 +55,8 @@ impl<T> From<Vec<T>> for Events<T> {
 /// A joined or left room.
 #[derive(Serialize)]
 pub struct RoomSection {
-    pub timeline: Timeline,
+    /// A [`Timeline`], serialised (and often shared by many readers: `shared_timeline.rs`).
+    pub timeline: SharedRaw,
     /// The state before the timeline; absent when the client asked for `state_after`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub state: Option<Events<Box<RawValue>>>,

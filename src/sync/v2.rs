@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use ruma::RoomId;
 use serde_json::{Value, json};
+use tokio::sync::watch;
 
 use super::Notifier;
 use super::filter::SyncFilter;
@@ -21,6 +22,7 @@ use super::receipts::Receipts;
 use super::response::{
     DeviceLists, Events, RoomSection, RoomsSection, SyncResponse, Timeline, UnreadNotifications,
 };
+use super::shared_timeline::{SharedRaw, SharedTimelines, TimelineWindow, WindowKey};
 use super::to_device::ToDevice;
 use super::typing::Typing;
 use crate::error::Result;
@@ -67,6 +69,8 @@ pub struct SyncService {
     stream: Arc<StreamCounter>,
     /// Which member events each device holds, for lazy-loading filters.
     sent_members: SentMembers,
+    /// Timeline windows shared by the readers they look the same to.
+    shared_timelines: SharedTimelines,
 }
 
 /// What a client asked for.
@@ -78,7 +82,8 @@ pub struct SyncParams {
     pub confirmed: Option<u64>,
     pub full_state: bool,
     pub filter: Arc<SyncFilter>,
-    pub timeout: Duration,
+    /// How long to wait for news; none: until there is some.
+    pub timeout: Option<Duration>,
     /// `set_presence`: none leaves presence as it is.
     pub set_presence: Option<String>,
     /// `use_state_after`: answer `state_after` (state up to the end of the timeline).
@@ -124,6 +129,7 @@ impl SyncService {
             notifier,
             stream,
             sent_members: SentMembers::default(),
+            shared_timelines: SharedTimelines::default(),
         }
     }
 
@@ -137,11 +143,28 @@ impl SyncService {
     /// transport sends only responses that do).
     pub async fn wait(&self, who: &Identity, params: &SyncParams) -> Result<(SyncResponse, bool)> {
         // Subscribe before reading, so a commit between the read and the wait still wakes us.
-        let mut wake = self.notifier.subscribe(who.user_id.as_str());
+        let mut wake = self.subscribe(who);
+        self.wait_on(who, params, &mut wake).await
+    }
+
+    /// The wake-ups of `who`'s syncs: a long-lived connection subscribes once and waits on it
+    /// again and again ([`Self::wait_on`]).
+    pub fn subscribe(&self, who: &Identity) -> watch::Receiver<u64> {
+        self.notifier.subscribe(who.user_id.as_str())
+    }
+
+    /// [`Self::wait`] on a subscription taken before: anything committed for the user since
+    /// it was taken (or last waited on) is seen.
+    pub async fn wait_on(
+        &self,
+        who: &Identity,
+        params: &SyncParams,
+        wake: &mut watch::Receiver<u64>,
+    ) -> Result<(SyncResponse, bool)> {
         if let Some(presence) = &params.set_presence {
             self.presence.set(&who.user_id, presence, None, true)?;
         }
-        let deadline = tokio::time::Instant::now() + params.timeout;
+        let deadline = params.timeout.map(|t| tokio::time::Instant::now() + t);
         let mut timed_out = false;
         loop {
             let upto = self.stream.frontier();
@@ -156,9 +179,14 @@ impl SyncService {
                     return Ok((body, has_news));
                 }
             }
-            match tokio::time::timeout_at(deadline, wake.changed()).await {
-                Ok(Ok(())) => {}
-                _ => timed_out = true,
+            let woken = match deadline {
+                Some(deadline) => tokio::time::timeout_at(deadline, wake.changed())
+                    .await
+                    .unwrap_or(Ok(())),
+                None => wake.changed().await,
+            };
+            if woken.is_err() || deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
+                timed_out = true;
             }
         }
     }
@@ -325,44 +353,9 @@ impl SyncService {
             .limit
             .unwrap_or(DEFAULT_TIMELINE_LIMIT)
             .clamp(1, 1000);
-        // Only "joined now" matters to the check, and the room list says it.
-        let current = match membership {
-            Membership::Joined { .. } => "join",
-            Membership::Left => "leave",
-        };
-        let mut check =
-            VisibilityCheck::with_membership(&self.rooms, &who.user_id, Some(current.to_owned()));
-
-        // Newest first from `upto`, down to `since`, one more than the limit to see a gap.
-        let mut newest_first: Vec<TimelineEntry> = Vec::new();
-        let mut cursor = upto.saturating_add(1);
-        let mut exhausted = false;
-        'walk: loop {
-            let page = self
-                .rooms
-                .timeline_page_above(room.short, cursor, true, 100, since)?;
-            let last_page = page.len() < 100;
-            for entry in page {
-                cursor = entry.pos;
-                if since.is_some_and(|s| entry.pos <= s) {
-                    exhausted = true;
-                    break 'walk;
-                }
-                if check.allows(&entry.pdu, &entry.record)? && filter.timeline.allows(&entry.pdu) {
-                    newest_first.push(entry);
-                    if newest_first.len() > limit {
-                        break 'walk;
-                    }
-                }
-            }
-            if last_page {
-                exhausted = true;
-                break;
-            }
-        }
-        let limited = newest_first.len() > limit || (!exhausted && !newest_first.is_empty());
-        newest_first.truncate(limit);
-        let timeline: Vec<TimelineEntry> = newest_first.into_iter().rev().collect();
+        let window = self.timeline_window(who, room, since, upto, limit, params, membership)?;
+        let timeline: &[TimelineEntry] = &window.entries;
+        let limited = window.limited;
 
         // State: everything at the start of the timeline for a first sync of this room (initial
         // sync, full_state, or the user joined in this window); otherwise what changed in a gap
@@ -430,7 +423,7 @@ impl SyncService {
                 room.short,
                 state_snapshot,
                 wanted,
-                &timeline,
+                timeline,
                 &state,
                 since,
             )?;
@@ -443,7 +436,7 @@ impl SyncService {
                     .is_some_and(|k| keep(&p.kind.to_string(), k))
         });
         if let Some(held) = held_members {
-            self.note_members_sent(held, room.short, &timeline, &state, upto)?;
+            self.note_members_sent(held, room.short, timeline, &state, upto)?;
         }
 
         let room_account_data: Vec<Value> = account_changes
@@ -475,11 +468,6 @@ impl SyncService {
             || !state.is_empty()
             || !room_account_data.is_empty()
             || !ephemeral.is_empty();
-        let prev_batch = token(timeline.first().map_or(upto, |e| e.pos.saturating_sub(1)));
-        let events = timeline
-            .iter()
-            .map(|e| self.rooms.client_event_json(&e.pdu, Some(who)))
-            .collect::<Result<Vec<_>>>()?;
         let state: Events<_> = state
             .iter()
             .map(|p| self.rooms.client_event_json(p, None))
@@ -491,11 +479,7 @@ impl SyncService {
             (Some(state), None)
         };
         let section = RoomSection {
-            timeline: Timeline {
-                events,
-                limited,
-                prev_batch,
-            },
+            timeline: SharedRaw(Arc::clone(&window.json)),
             state,
             state_after,
             account_data: room_account_data.into(),
@@ -504,6 +488,102 @@ impl SyncService {
             summary: summary.map(|(summary, _)| summary),
         };
         Ok((section, has_news))
+    }
+
+    /// The room's timeline for this response: up to `limit` events in `(since, upto]` the
+    /// reader may see, newest last. A reader joined through the whole window who sent none of
+    /// its events shares the window with every other such reader (see `shared_timeline.rs`).
+    #[allow(clippy::too_many_arguments)]
+    fn timeline_window(
+        &self,
+        who: &Identity,
+        room: &RoomRecord,
+        since: Option<u64>,
+        upto: u64,
+        limit: usize,
+        params: &SyncParams,
+        membership: Membership,
+    ) -> Result<Arc<TimelineWindow>> {
+        let sent_by_reader =
+            |window: &TimelineWindow| window.entries.iter().any(|e| e.pdu.sender == who.user_id);
+        let key = match (membership, since) {
+            (Membership::Joined { in_window: false }, Some(since)) => Some(WindowKey {
+                room: room.short,
+                since,
+                upto,
+                limit,
+                filter: params.filter.timeline_key(),
+                annotation_epoch: self.rooms.annotation_epoch(),
+            }),
+            _ => None,
+        };
+        if let Some(key) = &key
+            && let Some(window) = self.shared_timelines.get(key)
+            && !sent_by_reader(&window)
+        {
+            return Ok(window);
+        }
+
+        let filter = &params.filter.room;
+        // Only "joined now" matters to the check, and the room list says it.
+        let current = match membership {
+            Membership::Joined { .. } => "join",
+            Membership::Left => "leave",
+        };
+        let mut check =
+            VisibilityCheck::with_membership(&self.rooms, &who.user_id, Some(current.to_owned()));
+        // Newest first from `upto`, down to `since`, one more than the limit to see a gap.
+        let mut newest_first: Vec<TimelineEntry> = Vec::new();
+        let mut cursor = upto.saturating_add(1);
+        let mut exhausted = false;
+        'walk: loop {
+            let page = self
+                .rooms
+                .timeline_page_above(room.short, cursor, true, 100, since)?;
+            let last_page = page.len() < 100;
+            for entry in page {
+                cursor = entry.pos;
+                if since.is_some_and(|s| entry.pos <= s) {
+                    exhausted = true;
+                    break 'walk;
+                }
+                if check.allows(&entry.pdu, &entry.record)? && filter.timeline.allows(&entry.pdu) {
+                    newest_first.push(entry);
+                    if newest_first.len() > limit {
+                        break 'walk;
+                    }
+                }
+            }
+            if last_page {
+                exhausted = true;
+                break;
+            }
+        }
+        let limited = newest_first.len() > limit || (!exhausted && !newest_first.is_empty());
+        newest_first.truncate(limit);
+        let entries: Vec<TimelineEntry> = newest_first.into_iter().rev().collect();
+        let events = entries
+            .iter()
+            .map(|e| self.rooms.client_event_json(&e.pdu, Some(who)))
+            .collect::<Result<Vec<_>>>()?;
+        let prev_batch = token(entries.first().map_or(upto, |e| e.pos.saturating_sub(1)));
+        let json = serde_json::value::to_raw_value(&Timeline {
+            events,
+            limited,
+            prev_batch,
+        })
+        .map_err(crate::error::Error::internal)?;
+        let window = Arc::new(TimelineWindow::new(entries, limited, json));
+        if let Some(key) = key
+            && !sent_by_reader(&window)
+            && window
+                .entries
+                .iter()
+                .all(|e| self.rooms.was_plain_at(&e.pdu, key.annotation_epoch))
+        {
+            self.shared_timelines.insert(key, Arc::clone(&window));
+        }
+        Ok(window)
     }
 
     /// Lazy loading, incremental: the member events (at `snapshot`) of the `wanted` members

@@ -308,6 +308,26 @@ async fn bad_tokens_are_refused_and_auth_can_come_in_the_first_message() {
 }
 
 #[tokio::test]
+async fn a_bad_set_presence_is_refused_before_the_upgrade() {
+    let server = Server::start().await;
+    let (_, reader, _) = setup(&server).await;
+    let url = format!(
+        "{}{PATH}?set_presence=asleep",
+        server.base.replacen("http", "ws", 1)
+    );
+    let mut request = url.into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("authorization", format!("Bearer {reader}").parse().unwrap());
+    match tokio_tungstenite::connect_async(request).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 400)
+        }
+        other => panic!("expected HTTP 400 before the upgrade: {other:?}"),
+    }
+}
+
+#[tokio::test]
 async fn logout_closes_the_socket() {
     let server = Server::start().await;
     let (_, reader, _) = setup(&server).await;

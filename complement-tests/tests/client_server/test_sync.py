@@ -188,6 +188,36 @@ def test_incremental_sync_new_message_once(user, user2):
     assert ids.count(m2) == 1 and m1 not in ids, ids
 
 
+def test_sync_echoes_transaction_id_only_to_the_sending_device(user, user2, open_server):
+    """Many readers syncing the same window see the same event; only the sending
+    device's copy carries `unsigned.transaction_id` (however the server shares
+    work between readers)."""
+    user3 = open_server.register()
+    other_device = user.login_again()
+    room_id = user.create_room(preset="public_chat")
+    user2.join(room_id)
+    user3.join(room_id)
+    syncers = {name: Syncer(u, filter=NO_PRESENCE) for name, u in
+               [("sender", user), ("other_device", other_device), ("user2", user2), ("user3", user3)]}
+    for s in syncers.values():
+        s.initial()
+    event_id = user.send_event(room_id, "m.room.message", {"msgtype": "m.text", "body": "t"}, "ct-sync-echo")
+
+    def the_event(syncer):
+        return syncer.until(
+            lambda b: next((e for e in timeline(b, room_id) if e["event_id"] == event_id), None),
+            what="the sent event",
+        )
+
+    # Readers first, so a server that shares their window has made it before the sender syncs.
+    for name in ("user2", "user3", "sender", "other_device"):
+        unsigned = the_event(syncers[name]).get("unsigned") or {}
+        if name == "sender":
+            assert unsigned.get("transaction_id") == "ct-sync-echo", unsigned
+        else:
+            assert "transaction_id" not in unsigned, (name, unsigned)
+
+
 def test_incremental_sync_has_no_state_without_gap(user, user2):
     room_id = user.create_room(preset="public_chat")
     filt = {"room": {"timeline": {"limit": 10}}, **NO_PRESENCE}

@@ -95,7 +95,7 @@ async fn sync(
         confirmed: since,
         full_state,
         filter,
-        timeout: Duration::from_millis(timeout as u64),
+        timeout: Some(Duration::from_millis(timeout as u64)),
         set_presence,
         use_state_after,
     };

@@ -36,7 +36,8 @@ use crate::users::Identity;
 pub const PATH: &str = "/_matrix/client/unstable/org.roost.ws/sync";
 /// How many responses may be unacknowledged at once; the server waits for an ack beyond.
 pub const WINDOW: usize = 8;
-/// How long a client may take to acknowledge its oldest unacknowledged response.
+/// How long a client may take to acknowledge its oldest unacknowledged response (checked at
+/// each ping, so a connection is closed between this and one ping interval later).
 pub const ACK_TIMEOUT: Duration = Duration::from_secs(60);
 /// How often the server pings; a connection silent for two intervals is closed.
 pub const PING_INTERVAL: Duration = Duration::from_secs(20);
@@ -99,6 +100,14 @@ async fn upgrade(
         sync_filter(&s, &identity, filter_raw.as_deref())?;
     }
     let set_presence = q.set_presence.clone();
+    if set_presence
+        .as_deref()
+        .is_some_and(|p| !matches!(p, "online" | "unavailable" | "offline"))
+    {
+        return Err(Error::invalid_param(
+            "set_presence must be online, unavailable or offline",
+        ));
+    }
     let ws = ws
         .read_buffer_size(READ_BUFFER)
         // Each response is written out at once (what the kernel's socket buffer can't take
@@ -195,19 +204,31 @@ impl Connection {
         if let Some(since) = self.since {
             acknowledge(since)?;
         }
+        // An open socket keeps its user's presence as asked (default online): set now,
+        // refreshed at each ping.
+        let presence = self.set_presence.clone().unwrap_or_else(|| "online".into());
+        let refresh_presence = || {
+            self.s
+                .presence
+                .set(&identity.user_id, &presence, None, true)
+                .map_err(internal)
+        };
+        refresh_presence()?;
         let mut params = SyncParams {
             since: self.since,
             confirmed: None,
             full_state: false,
             filter,
-            timeout: PING_INTERVAL,
-            set_presence: self.set_presence.clone().or_else(|| Some("online".into())),
+            // No timeout: the wait ends with news; pings keep the connection checked.
+            timeout: None,
+            // Presence is set here once and refreshed at each ping, not on every wait.
+            set_presence: None,
             use_state_after: false,
         };
         let mut window = Window::new(self.since);
-        // The oldest unacknowledged response must be acked by this deadline.
-        let ack_deadline = tokio::time::sleep(ACK_TIMEOUT);
-        tokio::pin!(ack_deadline);
+        // One subscription for the connection's life: anything committed for the user while a
+        // response is being made or sent is seen by the next wait.
+        let mut wake = self.s.sync.subscribe(identity);
         loop {
             // Each response picks up where the last one *sent* ended.
             params.since = window.sent;
@@ -217,7 +238,7 @@ impl Connection {
             // restarted), so a wake-up costs one sync computation, not one per branch that fired.
             let wait = async {
                 if open {
-                    self.s.sync.wait(identity, &params).await
+                    self.s.sync.wait_on(identity, &params, &mut wake).await
                 } else {
                     std::future::pending().await
                 }
@@ -241,16 +262,10 @@ impl Connection {
                         };
                         last_seen = tokio::time::Instant::now();
                         acknowledge(window.take_ack(&text)?)?;
-                        if let Some(oldest) = window.oldest_sent_at() {
-                            ack_deadline.as_mut().reset(oldest + ACK_TIMEOUT);
-                        }
                         if !open {
                             // Room again: wait for news.
                             break (None, false);
                         }
-                    }
-                    _ = &mut ack_deadline, if window.unacked() > 0 => {
-                        return Err((CLOSE_ACK_TIMEOUT, "no ack in time".into()));
                     }
                     _ = sessions.changed() => {
                         if logged_out() {
@@ -261,6 +276,12 @@ impl Connection {
                         if last_seen.elapsed() > PING_INTERVAL * 2 {
                             return Err((1001, "no pong".into()));
                         }
+                        // Checked here rather than with a timer per response: the deadline is
+                        // long, and a timer set and cleared on every send costs the fan-out.
+                        if window.oldest_sent_at().is_some_and(|at| at.elapsed() > ACK_TIMEOUT) {
+                            return Err((CLOSE_ACK_TIMEOUT, "no ack in time".into()));
+                        }
+                        refresh_presence()?;
                         if socket.send(Message::Ping(Vec::new().into())).await.is_err() {
                             return Ok(());
                         }
@@ -286,11 +307,7 @@ impl Connection {
             if socket.send(Message::Text(message.into())).await.is_err() {
                 return Ok(());
             }
-            let now = tokio::time::Instant::now();
-            if window.unacked() == 0 {
-                ack_deadline.as_mut().reset(now + ACK_TIMEOUT);
-            }
-            window.sent(pos, now);
+            window.sent(pos, tokio::time::Instant::now());
         }
     }
 }
@@ -314,10 +331,6 @@ impl Window {
 
     fn is_open(&self) -> bool {
         self.unacked.len() < WINDOW
-    }
-
-    fn unacked(&self) -> usize {
-        self.unacked.len()
     }
 
     fn oldest_sent_at(&self) -> Option<tokio::time::Instant> {
