@@ -19,7 +19,8 @@
 //! One JSON line per scenario on stdout (also appended to `--json-out`), progress and a
 //! human-readable summary on stderr.
 
-use std::collections::{BTreeMap, HashMap};
+use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -539,48 +540,78 @@ impl User {
     }
 }
 
-// Only the parts of a /sync response the receivers look at (everything else is skipped by serde).
+// Only the parts of a /sync response the receivers look at (everything else is skipped by
+// serde), borrowed from the response where no escape forces a copy: thousands of receivers
+// parse a response each per message, and allocating every key and string was most of it.
 #[derive(Deserialize)]
-struct SyncResp {
-    next_batch: String,
-    #[serde(default)]
-    rooms: Option<Rooms>,
+struct SyncResp<'a> {
+    #[serde(borrow)]
+    next_batch: Cow<'a, str>,
+    #[serde(default, borrow)]
+    rooms: Option<Rooms<'a>>,
 }
 #[derive(Deserialize, Default)]
-struct Rooms {
-    #[serde(default)]
-    join: HashMap<String, JoinedRoom>,
+struct Rooms<'a> {
+    #[serde(default, borrow, deserialize_with = "map_entries")]
+    join: Vec<(Cow<'a, str>, JoinedRoom<'a>)>,
+}
+
+/// A JSON object as its entries, in order (no map built for the one room a receiver is in).
+fn map_entries<'de, D, K, V>(deserializer: D) -> Result<Vec<(K, V)>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    K: Deserialize<'de>,
+    V: Deserialize<'de>,
+{
+    struct Entries<K, V>(std::marker::PhantomData<(K, V)>);
+    impl<'de, K: Deserialize<'de>, V: Deserialize<'de>> serde::de::Visitor<'de> for Entries<K, V> {
+        type Value = Vec<(K, V)>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an object")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::new();
+            while let Some(entry) = map.next_entry()? {
+                out.push(entry);
+            }
+            Ok(out)
+        }
+    }
+    deserializer.deserialize_map(Entries(std::marker::PhantomData))
 }
 #[derive(Deserialize)]
-struct JoinedRoom {
-    #[serde(default)]
-    timeline: Option<Timeline>,
+struct JoinedRoom<'a> {
+    #[serde(default, borrow)]
+    timeline: Option<Timeline<'a>>,
 }
 #[derive(Deserialize)]
-struct Timeline {
-    #[serde(default)]
-    events: Vec<Ev>,
+struct Timeline<'a> {
+    #[serde(default, borrow)]
+    events: Vec<Ev<'a>>,
     #[serde(default)]
     limited: bool,
 }
 #[derive(Deserialize)]
-struct Ev {
-    #[serde(default)]
-    content: Option<EvContent>,
+struct Ev<'a> {
+    #[serde(default, borrow)]
+    content: Option<EvContent<'a>>,
 }
 #[derive(Deserialize)]
-struct EvContent {
+struct EvContent<'a> {
+    #[serde(default, borrow)]
+    mxbench_run: Option<Cow<'a, str>>,
     #[serde(default)]
-    mxbench_run: Option<Value>,
-    #[serde(default)]
-    mxbench_seq: Option<Value>,
+    mxbench_seq: Option<u64>,
 }
 #[derive(Deserialize)]
-struct WsMsg {
-    #[serde(rename = "type")]
-    kind: String,
-    #[serde(default)]
-    body: Option<SyncResp>,
+struct WsMsg<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    #[serde(default, borrow)]
+    body: Option<SyncResp<'a>>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1075,18 +1106,19 @@ impl FanCtx {
     /// Records the deliveries in one sync body received at `t_rx`; returns its next_batch.
     fn process(
         &self,
-        resp: SyncResp,
+        resp: SyncResp<'_>,
         t_rx: Instant,
         seen: &mut [bool],
         n_seen: &mut usize,
     ) -> String {
         self.sync_responses.fetch_add(1, Ordering::Relaxed);
+        let next_batch = resp.next_batch.into_owned();
         let Some(tl) = resp
             .rooms
-            .and_then(|mut r| r.join.remove(&self.room))
-            .and_then(|j| j.timeline)
+            .and_then(|r| r.join.into_iter().find(|(id, _)| *id == self.room))
+            .and_then(|(_, j)| j.timeline)
         else {
-            return resp.next_batch;
+            return next_batch;
         };
         if tl.limited {
             self.limited.fetch_add(1, Ordering::Relaxed);
@@ -1095,10 +1127,10 @@ impl FanCtx {
         let mut lat = Vec::new();
         for ev in tl.events {
             let Some(c) = ev.content else { continue };
-            if c.mxbench_run.as_ref().and_then(Value::as_str) != Some(self.tag.as_str()) {
+            if c.mxbench_run.as_deref() != Some(self.tag.as_str()) {
                 continue;
             }
-            let Some(sq) = c.mxbench_seq.as_ref().and_then(Value::as_u64) else {
+            let Some(sq) = c.mxbench_seq else {
                 continue;
             };
             let sq = sq as usize;
@@ -1119,7 +1151,7 @@ impl FanCtx {
             self.delivery.lock().unwrap().extend(lat);
             self.last_delivery.fetch_max(rx, Ordering::Relaxed);
         }
-        resp.next_batch
+        next_batch
     }
 }
 
@@ -1291,15 +1323,21 @@ async fn ws_receiver(
             "Authorization",
             format!("Bearer {token}").parse().expect("header value"),
         );
-        let mut ws = match tokio_tungstenite::connect_async(req).await {
-            Ok((ws, _)) => ws,
-            Err(e) => {
-                ctx.sync_errors.fetch_add(1, Ordering::Relaxed);
-                log_err_once(&ctx, &format!("ws connect: {e}"));
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                continue;
-            }
-        };
+        // A 4 KiB read buffer: tungstenite zero-fills its read buffer on every read, and with
+        // the 128 KiB default that memset was over half of the load generator's CPU.
+        let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+            .read_buffer_size(4096)
+            .write_buffer_size(0);
+        let mut ws =
+            match tokio_tungstenite::connect_async_with_config(req, Some(config), true).await {
+                Ok((ws, _)) => ws,
+                Err(e) => {
+                    ctx.sync_errors.fetch_add(1, Ordering::Relaxed);
+                    log_err_once(&ctx, &format!("ws connect: {e}"));
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                }
+            };
         if first {
             first = false;
             ctx.started.fetch_add(1, Ordering::Relaxed);
