@@ -14,6 +14,7 @@ use serde_json::{Map, Value, json};
 use super::Notifier;
 use super::tables::{TO_DEVICE, TO_DEVICE_TXNS, ToDeviceMessage};
 use crate::error::{Error, Result};
+use crate::storage::engine::Entry;
 use crate::storage::keys::{KeyBuilder, KeyReader};
 use crate::storage::stream::StreamCounter;
 use crate::storage::stream_marks::StreamMarks;
@@ -72,26 +73,30 @@ impl ToDevice {
             .is_some_and(|emptied| !self.marks.changed_after(inbox, emptied))
     }
 
+    /// The device's inbox rows at or below `pos`, oldest first, and the length of the key
+    /// prefix before each row's position.
+    fn inbox_through(&self, device: &Identity, pos: u64) -> Result<(usize, Vec<Entry>)> {
+        let inbox = || {
+            KeyBuilder::new()
+                .str(device.user_id.as_str())
+                .str(device.device_id.as_str())
+        };
+        let prefix = inbox().build();
+        let end = inbox().u64(pos.saturating_add(1)).build();
+        let rows = self
+            .db
+            .scan_range(TO_DEVICE.name, &prefix, Some(&end), false, usize::MAX)?;
+        Ok((prefix.len(), rows))
+    }
+
     /// The device acknowledged everything up to `pos`: its messages at or below go.
     pub fn acknowledge(&self, device: &Identity, pos: u64) -> Result<()> {
         let inbox = inbox_key(device.user_id.as_str(), device.device_id.as_str());
         if self.known_empty(&inbox) {
             return Ok(());
         }
-        let prefix = KeyBuilder::new()
-            .str(device.user_id.as_str())
-            .str(device.device_id.as_str())
-            .build();
-        let end = KeyBuilder::new()
-            .str(device.user_id.as_str())
-            .str(device.device_id.as_str())
-            .u64(pos.saturating_add(1))
-            .build();
         let mut batch = Batch::new();
-        for (key, _) in
-            self.db
-                .scan_range(TO_DEVICE.name, &prefix, Some(&end), false, usize::MAX)?
-        {
+        for (key, _) in self.inbox_through(device, pos)?.1 {
             TO_DEVICE.delete(&mut batch, key);
         }
         if !batch.is_empty() {
@@ -195,25 +200,14 @@ impl ToDevice {
         if self.known_empty(&inbox) {
             return Ok(Vec::new());
         }
-        let prefix = KeyBuilder::new()
-            .str(device.user_id.as_str())
-            .str(device.device_id.as_str())
-            .build();
-        let end = KeyBuilder::new()
-            .str(device.user_id.as_str())
-            .str(device.device_id.as_str())
-            .u64(upto.saturating_add(1))
-            .build();
+        let (prefix_len, messages) = self.inbox_through(device, upto)?;
         // One scan: the messages at or below `confirmed` were delivered and go; the ones
         // after `since` are this response's. Confirmed messages are few (they are deleted on
         // the next sync), so that part of the scan is short.
         let mut batch = Batch::new();
         let mut fresh = Vec::new();
-        for (key, value) in
-            self.db
-                .scan_range(TO_DEVICE.name, &prefix, Some(&end), false, usize::MAX)?
-        {
-            let pos = KeyReader::new(&key[prefix.len()..]).u64();
+        for (key, value) in messages {
+            let pos = KeyReader::new(&key[prefix_len..]).u64();
             let at_or_below = |mark: Option<u64>| mark.is_some_and(|m| pos.is_none_or(|p| p <= m));
             if at_or_below(confirmed) {
                 TO_DEVICE.delete(&mut batch, key);

@@ -54,6 +54,22 @@ async fn next_sync(socket: &mut Socket) -> Value {
     }
 }
 
+/// The code of the close frame the server sends next (within 5 s), or none if the socket just
+/// ends.
+async fn close_code(socket: &mut Socket) -> Option<u16> {
+    tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match socket.next().await {
+                Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+                Some(Ok(_)) => continue,
+                _ => return None,
+            }
+        }
+    })
+    .await
+    .expect("closed promptly")
+}
+
 async fn ack(socket: &mut Socket, body: &Value) {
     let ack = json!({ "type": "ack", "next_batch": body["next_batch"] }).to_string();
     socket.send(Message::Text(ack.into())).await.unwrap();
@@ -189,17 +205,7 @@ async fn up_to_a_window_of_responses_go_unacknowledged_and_one_ack_covers_earlie
     assert_eq!(messages(&body, &room), ["beyond"]);
     // An ack of a response already acknowledged is a protocol error.
     ack(&mut socket, &unacked[0]).await;
-    let closed = tokio::time::timeout(Duration::from_secs(5), async {
-        loop {
-            match socket.next().await {
-                Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
-                Some(Ok(_)) => continue,
-                _ => return None,
-            }
-        }
-    })
-    .await
-    .expect("closed promptly");
+    let closed = close_code(&mut socket).await;
     assert_eq!(closed, Some(4002));
     // Resuming from the last response the client processed, acked or not, gets what followed.
     let mut socket = connect(&server, Some(&reader), unacked[3]["next_batch"].as_str())
@@ -343,17 +349,7 @@ async fn logout_closes_the_socket() {
         )
         .await;
     assert_eq!(status, StatusCode::OK);
-    let closed = tokio::time::timeout(Duration::from_secs(5), async {
-        loop {
-            match socket.next().await {
-                Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
-                Some(Ok(_)) => continue,
-                _ => return None,
-            }
-        }
-    })
-    .await
-    .expect("closed promptly after logout");
+    let closed = close_code(&mut socket).await;
     assert_eq!(closed, Some(4001));
 }
 
@@ -368,16 +364,6 @@ async fn an_oversized_client_message_closes_the_socket() {
     let huge = json!({ "type": "ack", "next_batch": "x".repeat(256 * 1024) }).to_string();
     // The server may close while the frame is still being written: a send error is fine.
     let _ = socket.send(Message::Text(huge.into())).await;
-    let closed = tokio::time::timeout(Duration::from_secs(5), async {
-        loop {
-            match socket.next().await {
-                Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
-                Some(Ok(_)) => continue,
-                _ => return None,
-            }
-        }
-    })
-    .await
-    .expect("closed promptly");
+    let closed = close_code(&mut socket).await;
     assert_eq!(closed, Some(1009), "{initial}");
 }

@@ -312,7 +312,7 @@ impl Connection {
     }
 }
 
-/// The responses sent and not yet acknowledged, and how far the client has acked.
+/// The responses sent and not yet acknowledged.
 struct Window {
     /// Position of each unacknowledged response, oldest first, with when it was sent.
     unacked: VecDeque<(u64, tokio::time::Instant)>,
