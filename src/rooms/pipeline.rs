@@ -505,18 +505,15 @@ impl Rooms {
     /// Wake whoever the event concerns: the room's members (joined, invited, knocking) and,
     /// for a membership change, its target.
     fn publish(&self, room: &RoomRecord, pdu: &Pdu, pos: u64) -> Result<()> {
-        let mut users: Vec<String> = self
-            .roster(room)?
-            .with(&["join", "invite", "knock"])
-            .map(str::to_owned)
-            .collect();
-        if pdu.kind == TimelineEventType::RoomMember
-            && let Some(target) = &pdu.state_key
-            && !users.contains(target)
-        {
-            users.push(target.clone());
-        }
-        self.notifier.notify_at(pos, users);
+        let roster = self.roster(room)?;
+        // A membership's target may not be in the roster (a leave, a ban); waking a user twice
+        // is harmless.
+        let target = pdu
+            .state_key
+            .as_deref()
+            .filter(|_| pdu.kind == TimelineEventType::RoomMember);
+        let members = roster.with(&["join", "invite", "knock"]);
+        self.notifier.notify_at(pos, members.chain(target));
         Ok(())
     }
 }

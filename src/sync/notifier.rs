@@ -34,13 +34,14 @@ impl UserChannels {
             .subscribe()
     }
 
-    fn bump(&self, user_ids: impl IntoIterator<Item = String>) {
+    fn bump<S: AsRef<str>>(&self, user_ids: impl IntoIterator<Item = S>) {
         let mut users = self.0.lock();
         for user in user_ids {
-            if let Some(sender) = users.get(&user) {
+            let user = user.as_ref();
+            if let Some(sender) = users.get(user) {
                 if sender.receiver_count() == 0 {
                     // Nobody listens any more: forget the channel so the map stays small.
-                    users.remove(&user);
+                    users.remove(user);
                 } else {
                     sender.send_modify(|n| *n += 1);
                 }
@@ -88,7 +89,9 @@ impl Notifier {
     }
 
     /// A commit at stream position `pos` concerns these users: wake them once it is readable.
-    pub fn notify_at(&self, pos: u64, user_ids: impl IntoIterator<Item = String>) {
+    /// The ids are borrowed where the wake-up is immediate (the usual case: the commit
+    /// retired), so a room's member list is not copied per message.
+    pub fn notify_at<S: AsRef<str>>(&self, pos: u64, user_ids: impl IntoIterator<Item = S>) {
         let mut pending = self.pending.lock();
         // Read the frontier under the lock `release` also takes, so no release can slip
         // between the check and the insert.
@@ -96,7 +99,10 @@ impl Notifier {
             drop(pending);
             self.wake(user_ids);
         } else {
-            pending.entry(pos).or_default().extend(user_ids);
+            pending
+                .entry(pos)
+                .or_default()
+                .extend(user_ids.into_iter().map(|u| u.as_ref().to_owned()));
         }
     }
 
@@ -127,7 +133,7 @@ impl Notifier {
         }
     }
 
-    fn wake(&self, user_ids: impl IntoIterator<Item = String>) {
+    fn wake<S: AsRef<str>>(&self, user_ids: impl IntoIterator<Item = S>) {
         self.users.bump(user_ids);
     }
 }

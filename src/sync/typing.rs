@@ -122,8 +122,7 @@ impl Typing {
             return Ok(());
         };
         let roster = self.rooms.roster(&room)?;
-        self.notifier
-            .notify_at(pos, roster.joined().map(str::to_owned));
+        self.notifier.notify_at(pos, roster.joined());
         Ok(())
     }
 }
