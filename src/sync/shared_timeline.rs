@@ -60,8 +60,7 @@ pub struct WindowKey {
     pub room: u64,
     pub since: u64,
     pub upto: u64,
-    pub limit: usize,
-    /// The timeline filter, as [`crate::sync::filter::SyncFilter::timeline_key`] spells it.
+    /// The timeline filter (its limit too), as [`crate::sync::filter::SyncFilter::timeline_key`] spells it.
     pub filter: Arc<str>,
     pub annotation_epoch: u64,
 }

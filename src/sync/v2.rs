@@ -76,10 +76,10 @@ pub struct SyncService {
 /// What a client asked for.
 pub struct SyncParams {
     pub since: Option<u64>,
-    /// The position up to which the client has confirmed holding what it was sent: what is
-    /// deleted once delivered (to-device messages) goes up to here. `/sync`: `since`. A
-    /// WebSocket: none (it deletes what its client acks, as the acks come).
-    pub confirmed: Option<u64>,
+    /// Whether `since` shows the client holds what it was sent up to there, so that what is
+    /// deleted once delivered (to-device messages) goes up to it: `/sync`, yes. A WebSocket
+    /// sends ahead of its client's acks and deletes what they acknowledge as they come.
+    pub since_confirms: bool,
     pub full_state: bool,
     pub filter: Arc<SyncFilter>,
     /// How long to wait for news; none: until there is some.
@@ -290,7 +290,7 @@ impl SyncService {
             .filter(|(room, kind, _)| room.is_empty() && filter.account_data.allows_type(kind))
             .map(|(_, kind, content)| json!({ "type": kind, "content": content }))
             .collect();
-        let confirmed = params.confirmed.zip(since).map(|(c, s)| c.min(s));
+        let confirmed = since.filter(|_| params.since_confirms);
         let to_device = self.to_device.deliver(who, confirmed, since, upto)?;
         // A filter without presence skips the work (an initial sync's presence is everyone
         // in the user's rooms).
@@ -348,12 +348,7 @@ impl SyncService {
         membership: Membership,
     ) -> Result<(RoomSection, bool)> {
         let filter = &params.filter.room;
-        let limit = filter
-            .timeline
-            .limit
-            .unwrap_or(DEFAULT_TIMELINE_LIMIT)
-            .clamp(1, 1000);
-        let window = self.timeline_window(who, room, since, upto, limit, params, membership)?;
+        let window = self.timeline_window(who, room, since, upto, params, membership)?;
         let timeline: &[TimelineEntry] = &window.entries;
         let limited = window.limited;
 
@@ -490,17 +485,16 @@ impl SyncService {
         Ok((section, has_news))
     }
 
-    /// The room's timeline for this response: up to `limit` events in `(since, upto]` the
-    /// reader may see, newest last. A reader joined through the whole window who sent none of
-    /// its events shares the window with every other such reader (see `shared_timeline.rs`).
-    #[allow(clippy::too_many_arguments)]
+    /// The room's timeline for this response: up to the filter's limit of events in
+    /// `(since, upto]` the reader may see, newest last. A reader joined through the whole
+    /// window who sent none of its events shares the window with every other such reader (see
+    /// `shared_timeline.rs`).
     fn timeline_window(
         &self,
         who: &Identity,
         room: &RoomRecord,
         since: Option<u64>,
         upto: u64,
-        limit: usize,
         params: &SyncParams,
         membership: Membership,
     ) -> Result<Arc<TimelineWindow>> {
@@ -511,7 +505,6 @@ impl SyncService {
                 room: room.short,
                 since,
                 upto,
-                limit,
                 filter: params.filter.timeline_key(),
                 annotation_epoch: self.rooms.annotation_epoch(),
             }),
@@ -525,6 +518,11 @@ impl SyncService {
         }
 
         let filter = &params.filter.room;
+        let limit = filter
+            .timeline
+            .limit
+            .unwrap_or(DEFAULT_TIMELINE_LIMIT)
+            .clamp(1, 1000);
         // Only "joined now" matters to the check, and the room list says it.
         let current = match membership {
             Membership::Joined { .. } => "join",

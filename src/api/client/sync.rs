@@ -92,7 +92,7 @@ async fn sync(
     };
     let params = SyncParams {
         since,
-        confirmed: since,
+        since_confirms: true,
         full_state,
         filter,
         timeout: Some(Duration::from_millis(timeout as u64)),

@@ -216,7 +216,7 @@ impl Connection {
         refresh_presence()?;
         let mut params = SyncParams {
             since: self.since,
-            confirmed: None,
+            since_confirms: false,
             full_state: false,
             filter,
             // No timeout: the wait ends with news; pings keep the connection checked.
