@@ -6,8 +6,10 @@
 //!
 //! - `send`: one user, one room, N messages at each concurrency level.
 //! - `fanout`: R receivers long-poll `/sync` in one public room; one sender sends M messages
-//!   (optionally at `--rate` msgs/s); delivery latency from just before the sender's PUT to the
-//!   moment a receiver has read the sync response holding the event.
+//!   (optionally at `--rate` msgs/s) from a thread of its own; delivery latency from just
+//!   before the sender's PUT to the arrival of the sync response holding the event at the
+//!   receiver's socket (kernel receive stamps, `loadgen/arrival.rs`), and, as `processed_ms`,
+//!   to the moment the receiver had parsed it (which adds the load generator's own queueing).
 //! - `fanout-ws`: the same, with receivers on Roost's WebSocket sync
 //!   (`/_matrix/client/unstable/org.roost.ws/sync`, see docs/websocket.md).
 //!
@@ -27,6 +29,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+#[path = "loadgen/arrival.rs"]
+mod arrival;
 #[path = "loadgen/raw_http.rs"]
 mod raw_http;
 
@@ -858,12 +862,14 @@ impl Bench {
 
         let ctx = Arc::new(FanCtx {
             base: Instant::now(),
+            base_realtime_ns: arrival::realtime_ns(),
             room: room.clone(),
             tag: format!("fan-{}", self.run_id),
             m,
             t_send: (0..m).map(|_| AtomicU64::new(0)).collect(),
             worst_us: (0..m).map(|_| AtomicU64::new(0)).collect(),
             delivery: Mutex::new(Vec::with_capacity(k * m)),
+            processed: Mutex::new(Vec::with_capacity(k * m)),
             last_delivery: AtomicU64::new(0),
             started: AtomicUsize::new(0),
             done: AtomicUsize::new(0),
@@ -878,21 +884,20 @@ impl Bench {
             let ctx = ctx.clone();
             let token = r.token.clone();
             if ws {
-                let base = self
-                    .args
-                    .url
-                    .replacen("https://", "wss://", 1)
-                    .replacen("http://", "ws://", 1);
+                // Plain ws:// only: the receivers stamp arrivals on their own sockets.
+                let authority = raw_http::http_authority(&self.args.url)
+                    .ok_or("fanout-ws needs an http:// URL")?;
                 let url = format!(
-                    "{}/_matrix/client/unstable/org.roost.ws/sync?filter={}{presence}",
-                    base.trim_end_matches('/'),
+                    "ws://{authority}/_matrix/client/unstable/org.roost.ws/sync?filter={}{presence}",
                     enc(fid)
                 );
                 let acks = AckPolicy {
                     every: self.args.ws_ack_every.clamp(1, 8),
                     idle: Duration::from_millis(self.args.ws_ack_idle_ms),
                 };
-                tasks.push(tokio::spawn(ws_receiver(ctx, url, token, since, acks)));
+                tasks.push(tokio::spawn(ws_receiver(
+                    ctx, authority, url, token, since, acks,
+                )));
             } else {
                 let path = format!(
                     "{CLIENT_API}/sync?filter={}&timeout={}{presence}",
@@ -937,38 +942,33 @@ impl Bench {
             }
         ));
         let a = snapshot(self.args.pid);
-        let send_lat = Mutex::new(Vec::with_capacity(m));
-        let send_lat_by_seq: Vec<AtomicU64> = (0..m).map(|_| AtomicU64::new(0)).collect();
-        let next = AtomicUsize::new(0);
+        // The sender is another client: it runs on a thread and runtime of its own, so its
+        // requests go out on time however busy the receivers' runtime is.
+        let sending = SendPlan {
+            api: Api {
+                base: self.api.base.clone(),
+                clients: vec![new_client(self.api.timeout)],
+                counters: Counters::default(),
+                timeout: self.api.timeout,
+            },
+            ctx: Arc::clone(&ctx),
+            sender,
+            room: room.clone(),
+            messages: m,
+            rate: self.args.rate,
+            concurrency: self.args.fanout_send_concurrency.max(1),
+        };
         let rate = self.args.rate;
-        let t_start = Instant::now();
-        let workers = (0..self.args.fanout_send_concurrency.max(1)).map(|_| {
-            let (next, send_lat, ctx, sender, room) = (&next, &send_lat, &ctx, &sender, &room);
-            let send_lat_by_seq = &send_lat_by_seq;
-            async move {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= m {
-                        return Ok::<(), String>(());
-                    }
-                    if rate > 0.0 {
-                        let due = t_start + Duration::from_secs_f64(i as f64 / rate);
-                        tokio::time::sleep_until(due.into()).await;
-                    }
-                    let c = json!({"msgtype": "m.text", "body": format!("fanout {i}"),
-                                   "mxbench_run": ctx.tag, "mxbench_seq": i});
-                    let t = Instant::now();
-                    ctx.t_send[i].store(ctx.ns(t), Ordering::Release);
-                    sender.send(api, 0, room, &c).await?;
-                    send_lat_by_seq[i].store(t.elapsed().as_micros() as u64, Ordering::Relaxed);
-                    send_lat
-                        .lock()
-                        .unwrap()
-                        .push(t.elapsed().as_secs_f64() * 1000.0);
-                }
+        let sent = tokio::task::spawn_blocking(move || sending.run_on_own_thread())
+            .await
+            .map_err(|e| format!("sender thread: {e}"))?;
+        for (key, n) in sent.http_errors {
+            for _ in 0..n {
+                self.api.counters.add(key.clone());
             }
-        });
-        let send_res = futures_util::future::try_join_all(workers).await;
+        }
+        let (send_lat, send_lat_by_seq, send_res) =
+            (sent.latency_ms, sent.latency_us_by_seq, sent.result);
         let t_sent = Instant::now();
         if let Err(e) = &send_res {
             log(format!("{scenario}: sender failed: {e}"));
@@ -998,6 +998,7 @@ impl Bench {
             let _ = t.await;
         }
         let delivery = std::mem::take(&mut *ctx.delivery.lock().unwrap());
+        let processed = std::mem::take(&mut *ctx.processed.lock().unwrap());
         let delivered = delivery.len();
         let last = ctx.last_delivery.load(Ordering::Relaxed);
         let span = if last > 0 {
@@ -1006,7 +1007,6 @@ impl Bench {
             (b.t - a.t).as_secs_f64()
         };
         let responses = ctx.sync_responses.load(Ordering::Relaxed);
-        let send_lat = send_lat.into_inner().unwrap();
         let r = self.emit(
             scenario,
             &a,
@@ -1026,6 +1026,7 @@ impl Bench {
                 "send_msgs_per_s": round2(send_lat.len() as f64 / (t_sent - a.t).as_secs_f64()),
                 "send_latency_ms": stats_ms(&send_lat),
                 "delivery_ms": stats_ms(&delivery),
+                "processed_ms": stats_ms(&processed),
                 "sync_responses": responses,
                 "events_per_sync_response": if responses > 0 { json!(round2(delivered as f64 / responses as f64)) } else { Value::Null },
                 "limited_timelines": ctx.limited.load(Ordering::Relaxed),
@@ -1037,6 +1038,7 @@ impl Bench {
             Some(delivered),
         );
         let d = &r["delivery_ms"];
+        let p = &r["processed_ms"];
         let mut worst: Vec<(u64, usize)> = ctx
             .worst_us
             .iter()
@@ -1052,14 +1054,14 @@ impl Bench {
                 .map(|(w, i)| format!(
                     "{i}: {:.0}/{:.0}",
                     *w as f64 / 1e3,
-                    send_lat_by_seq[*i].load(Ordering::Relaxed) as f64 / 1e3
+                    send_lat_by_seq[*i] as f64 / 1e3
                 ))
                 .collect::<Vec<_>>()
                 .join(", ")
         ));
         log(format!(
             "SUMMARY {scenario} {k} rx x {m} msgs: {delivered}/{} delivered ({} missing), {} deliveries/s, \
-             latency p50 {} / p99 {} / max {} ms, sender {} msgs/s, sync errors {}, \
+             latency p50 {} / p99 {} / max {} ms (processed: p50 {} / p99 {}), sender {} msgs/s, sync errors {}, \
              client CPU {}%, server CPU {}%, errors {}",
             k * m,
             r["missing"],
@@ -1067,6 +1069,8 @@ impl Bench {
             d["p50"],
             d["p99"],
             d["max"],
+            p["p50"],
+            p["p99"],
             r["send_msgs_per_s"],
             r["sync_errors"],
             r["client_cpu_pct"],
@@ -1077,8 +1081,93 @@ impl Bench {
     }
 }
 
+/// The fan-out's sender: `messages` messages into `room`, at most `rate` per second.
+struct SendPlan {
+    api: Api,
+    ctx: Arc<FanCtx>,
+    sender: User,
+    room: String,
+    messages: usize,
+    rate: f64,
+    concurrency: usize,
+}
+
+/// What the sender saw.
+struct Sent {
+    latency_ms: Vec<f64>,
+    latency_us_by_seq: Vec<u64>,
+    http_errors: BTreeMap<String, u64>,
+    result: Result<(), String>,
+}
+
+impl SendPlan {
+    /// Send everything from a new thread with its own single-threaded runtime (blocks until
+    /// done).
+    fn run_on_own_thread(self) -> Sent {
+        std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("sender runtime")
+                .block_on(self.run())
+        })
+        .join()
+        .unwrap_or_else(|_| Sent {
+            latency_ms: Vec::new(),
+            latency_us_by_seq: Vec::new(),
+            http_errors: BTreeMap::new(),
+            result: Err("sender thread panicked".into()),
+        })
+    }
+
+    async fn run(self) -> Sent {
+        let m = self.messages;
+        let latency_ms = Mutex::new(Vec::with_capacity(m));
+        let by_seq: Vec<AtomicU64> = (0..m).map(|_| AtomicU64::new(0)).collect();
+        let next = AtomicUsize::new(0);
+        let t_start = Instant::now();
+        let workers = (0..self.concurrency).map(|_| {
+            let (next, latency_ms, by_seq, this) = (&next, &latency_ms, &by_seq, &self);
+            async move {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= m {
+                        return Ok::<(), String>(());
+                    }
+                    if this.rate > 0.0 {
+                        let due = t_start + Duration::from_secs_f64(i as f64 / this.rate);
+                        tokio::time::sleep_until(due.into()).await;
+                    }
+                    let ctx = &this.ctx;
+                    let c = json!({"msgtype": "m.text", "body": format!("fanout {i}"),
+                                   "mxbench_run": ctx.tag, "mxbench_seq": i});
+                    let t = Instant::now();
+                    ctx.t_send[i].store(ctx.ns(t), Ordering::Release);
+                    this.sender.send(&this.api, 0, &this.room, &c).await?;
+                    by_seq[i].store(t.elapsed().as_micros() as u64, Ordering::Relaxed);
+                    latency_ms
+                        .lock()
+                        .unwrap()
+                        .push(t.elapsed().as_secs_f64() * 1000.0);
+                }
+            }
+        });
+        let result = futures_util::future::try_join_all(workers)
+            .await
+            .map(|_| ());
+        Sent {
+            latency_ms: latency_ms.into_inner().unwrap(),
+            latency_us_by_seq: by_seq.into_iter().map(AtomicU64::into_inner).collect(),
+            http_errors: self.api.counters.take(),
+            result,
+        }
+    }
+}
+
 struct FanCtx {
     base: Instant,
+    /// `base` on the kernel's receive-stamp clock (`CLOCK_REALTIME` ns).
+    base_realtime_ns: u64,
     room: String,
     tag: String,
     m: usize,
@@ -1086,8 +1175,11 @@ struct FanCtx {
     t_send: Vec<AtomicU64>,
     /// per message: the slowest delivery, µs (to see whether stalls cluster)
     worst_us: Vec<AtomicU64>,
-    /// delivery latencies, ms
+    /// delivery latencies, ms: send to arrival at the receiver's socket
     delivery: Mutex<Vec<f64>>,
+    /// send to the receiver having parsed the response, ms (adds the load generator's own
+    /// queueing: see `loadgen/arrival.rs`)
+    processed: Mutex<Vec<f64>>,
     last_delivery: AtomicU64,
     started: AtomicUsize,
     done: AtomicUsize,
@@ -1103,11 +1195,22 @@ impl FanCtx {
         (t - self.base).as_nanos() as u64 + 1
     }
 
-    /// Records the deliveries in one sync body received at `t_rx`; returns its next_batch.
+    /// `base`-relative ns of a kernel receive stamp; `processed` (the moment the response was
+    /// parsed) when there is none.
+    fn arrival(&self, stamp: Option<u64>, processed: Instant) -> Arrival {
+        let processed = self.ns(processed);
+        let arrived = stamp
+            .map(|ns| ns.saturating_sub(self.base_realtime_ns) + 1)
+            .filter(|&a| a <= processed)
+            .unwrap_or(processed);
+        Arrival { arrived, processed }
+    }
+
+    /// Records the deliveries in one sync body; returns its next_batch.
     fn process(
         &self,
         resp: SyncResp<'_>,
-        t_rx: Instant,
+        rx: Arrival,
         seen: &mut [bool],
         n_seen: &mut usize,
     ) -> String {
@@ -1123,8 +1226,8 @@ impl FanCtx {
         if tl.limited {
             self.limited.fetch_add(1, Ordering::Relaxed);
         }
-        let rx = self.ns(t_rx);
         let mut lat = Vec::new();
+        let mut processed = Vec::new();
         for ev in tl.events {
             let Some(c) = ev.content else { continue };
             if c.mxbench_run.as_deref() != Some(self.tag.as_str()) {
@@ -1143,16 +1246,28 @@ impl FanCtx {
             }
             seen[sq] = true;
             *n_seen += 1;
-            let ns = rx.saturating_sub(ts);
+            let ns = rx.arrived.saturating_sub(ts);
             self.worst_us[sq].fetch_max(ns / 1000, Ordering::Relaxed);
             lat.push(ns as f64 / 1e6);
+            processed.push(rx.processed.saturating_sub(ts) as f64 / 1e6);
         }
         if !lat.is_empty() {
             self.delivery.lock().unwrap().extend(lat);
-            self.last_delivery.fetch_max(rx, Ordering::Relaxed);
+            self.processed.lock().unwrap().extend(processed);
+            self.last_delivery
+                .fetch_max(rx.processed, Ordering::Relaxed);
         }
         next_batch
     }
+}
+
+/// When a response reached a receiver, as ns since [`FanCtx::base`].
+#[derive(Clone, Copy)]
+struct Arrival {
+    /// Its last byte arrived at the socket.
+    arrived: u64,
+    /// The receiver had parsed it.
+    processed: u64,
 }
 
 async fn http_receiver(
@@ -1185,7 +1300,7 @@ async fn http_receiver(
         };
         let status = resp.status().as_u16();
         let body = resp.bytes().await;
-        let t_rx = Instant::now();
+        let t_rx = ctx.arrival(None, Instant::now());
         let body = match (status, body) {
             (200, Ok(b)) => b,
             (s, b) => {
@@ -1255,7 +1370,7 @@ async fn raw_receiver(
                 continue;
             }
         };
-        let t_rx = Instant::now();
+        let t_rx = ctx.arrival(c.arrived_ns(), Instant::now());
         let body = c.body(&response);
         if response.status != 200 {
             ctx.sync_errors.fetch_add(1, Ordering::Relaxed);
@@ -1303,6 +1418,7 @@ struct AckPolicy {
 
 async fn ws_receiver(
     ctx: Arc<FanCtx>,
+    authority: String,
     url: String,
     token: String,
     mut since: String,
@@ -1328,16 +1444,21 @@ async fn ws_receiver(
         let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
             .read_buffer_size(4096)
             .write_buffer_size(0);
-        let mut ws =
-            match tokio_tungstenite::connect_async_with_config(req, Some(config), true).await {
-                Ok((ws, _)) => ws,
-                Err(e) => {
-                    ctx.sync_errors.fetch_add(1, Ordering::Relaxed);
-                    log_err_once(&ctx, &format!("ws connect: {e}"));
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                    continue;
-                }
-            };
+        let connected = match arrival::ArrivalStream::connect(&authority).await {
+            Ok(stream) => {
+                tokio_tungstenite::client_async_with_config(req, stream, Some(config)).await
+            }
+            Err(e) => Err(e.into()),
+        };
+        let mut ws = match connected {
+            Ok((ws, _)) => ws,
+            Err(e) => {
+                ctx.sync_errors.fetch_add(1, Ordering::Relaxed);
+                log_err_once(&ctx, &format!("ws connect: {e}"));
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+        };
         if first {
             first = false;
             ctx.started.fetch_add(1, Ordering::Relaxed);
@@ -1377,7 +1498,7 @@ async fn ws_receiver(
                     continue 'outer;
                 }
             };
-            let t_rx = Instant::now();
+            let t_rx = ctx.arrival(ws.get_ref().arrived_ns(), Instant::now());
             let text = match msg {
                 Message::Text(t) => t,
                 Message::Close(f) => {

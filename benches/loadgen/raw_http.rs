@@ -11,7 +11,8 @@ use std::io;
 use std::ops::Range;
 
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::TcpStream;
+
+use crate::arrival::ArrivalStream;
 
 /// Response heads are small; a longer one means something other than a homeserver answered.
 const MAX_HEAD: usize = 64 * 1024;
@@ -19,7 +20,7 @@ const MAX_HEAD: usize = 64 * 1024;
 const MAX_BODY: usize = 256 * 1024 * 1024;
 
 pub struct RawConn {
-    stream: TcpStream,
+    stream: ArrivalStream,
     /// Bytes read from the socket: the head, then the body (or raw chunks).
     buf: Vec<u8>,
     /// A chunked body, decoded.
@@ -46,14 +47,19 @@ fn invalid(msg: impl Into<String>) -> io::Error {
 impl RawConn {
     /// Connect to `host:port`.
     pub async fn connect(addr: &str) -> io::Result<Self> {
-        let stream = TcpStream::connect(addr).await?;
-        stream.set_nodelay(true)?;
+        let stream = ArrivalStream::connect(addr).await?;
         Ok(Self {
             stream,
             buf: Vec::with_capacity(16 * 1024),
             chunked: Vec::new(),
             closing: false,
         })
+    }
+
+    /// When the last bytes read arrived (`CLOCK_REALTIME` ns): after a roundtrip, when the
+    /// response was complete.
+    pub fn arrived_ns(&self) -> Option<u64> {
+        self.stream.arrived_ns()
     }
 
     /// Whether the connection can carry another request.

@@ -1,0 +1,151 @@
+//! A TCP stream that knows when the bytes it read reached the socket.
+//!
+//! Delivery latency is "sent" to "arrived at the client". With thousands of simulated clients
+//! in one process on the same cores as the server, the moment a receiver task gets to parse
+//! its response also includes the load generator's own run queue: 10,000 responses that
+//! arrived together are read one after another, by a process that a real deployment would
+//! spread over 10,000 machines. The kernel stamps each received segment as it arrives
+//! (`SO_TIMESTAMPNS`, software receive timestamps); `recvmsg` hands back the stamp of the last
+//! segment a read consumed, so the stamp of the read that completed a response is when its
+//! last byte arrived. The load generator reports both figures: on arrival (the server's
+//! delivery) and once processed (arrival plus the load generator's queueing).
+
+use std::io;
+use std::mem::MaybeUninit;
+use std::os::fd::AsRawFd as _;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
+use tokio::net::TcpStream;
+
+pub struct ArrivalStream {
+    inner: TcpStream,
+    /// `CLOCK_REALTIME` nanoseconds at which the last segment of the last read arrived (0:
+    /// no stamp yet).
+    arrived_ns: u64,
+}
+
+impl ArrivalStream {
+    /// Connect, with receive timestamps on.
+    pub async fn connect(addr: &str) -> io::Result<Self> {
+        let inner = TcpStream::connect(addr).await?;
+        inner.set_nodelay(true)?;
+        let on: libc::c_int = 1;
+        // SAFETY: a valid socket and a c_int option of the right size.
+        let rc = unsafe {
+            libc::setsockopt(
+                inner.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_TIMESTAMPNS,
+                (&on as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Self {
+            inner,
+            arrived_ns: 0,
+        })
+    }
+
+    /// When the bytes of the last read arrived (`CLOCK_REALTIME` ns), if stamped.
+    pub fn arrived_ns(&self) -> Option<u64> {
+        (self.arrived_ns > 0).then_some(self.arrived_ns)
+    }
+
+    /// One `recvmsg` into `buf`: the byte count and the arrival stamp, if any.
+    fn recv_stamped(&self, buf: &mut [MaybeUninit<u8>]) -> io::Result<(usize, Option<u64>)> {
+        let mut iov = libc::iovec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: buf.len(),
+        };
+        // Room for one SCM_TIMESTAMPNS (a timespec) control message, aligned.
+        let mut control = [0u64; 8];
+        // SAFETY: msghdr is plain data; every pointer set below outlives the call.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = std::mem::size_of_val(&control) as _;
+        // SAFETY: the socket is valid and msg points at live buffers of the stated sizes.
+        let n = unsafe { libc::recvmsg(self.inner.as_raw_fd(), &mut msg, 0) };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let mut stamp = None;
+        // SAFETY: walking the control messages the kernel wrote into `control`.
+        unsafe {
+            let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+            while !cmsg.is_null() {
+                if (*cmsg).cmsg_level == libc::SOL_SOCKET
+                    && (*cmsg).cmsg_type == libc::SCM_TIMESTAMPNS
+                {
+                    let ts =
+                        std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::timespec>());
+                    stamp = Some(ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64);
+                }
+                cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+            }
+        }
+        Ok((n as usize, stamp))
+    }
+}
+
+impl AsyncRead for ArrivalStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        loop {
+            ready!(this.inner.poll_read_ready(cx))?;
+            // SAFETY: recvmsg only writes the bytes it reports, which are then marked filled.
+            let unfilled = unsafe { buf.unfilled_mut() };
+            match this
+                .inner
+                .try_io(Interest::READABLE, || this.recv_stamped(unfilled))
+            {
+                Ok((n, stamp)) => {
+                    // SAFETY: recvmsg initialised the first n bytes.
+                    unsafe { buf.assume_init(n) };
+                    buf.advance(n);
+                    if let Some(stamp) = stamp {
+                        this.arrived_ns = stamp;
+                    }
+                    return Poll::Ready(Ok(()));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+}
+
+impl AsyncWrite for ArrivalStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+/// Now, as `CLOCK_REALTIME` ns (the clock of the kernel's stamps).
+pub fn realtime_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
