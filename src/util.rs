@@ -67,13 +67,19 @@ impl<K: std::hash::Hash + Eq + Clone, V: Clone> GenerationalCache<K, V> {
         }
     }
 
-    pub fn get(&self, key: &K) -> Option<V> {
+    /// The cached value; looked up by any borrowed form of the key (`&str` for `String`), so
+    /// a hit allocates nothing.
+    pub fn get<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: std::hash::Hash + Eq + ?Sized,
+    {
         let mut g = self.inner.lock();
         if let Some(v) = g.young.get(key) {
             return Some(v.clone());
         }
-        let v = g.old.remove(key)?;
-        g.insert_young(self.capacity, key.clone(), v.clone());
+        let (key, v) = g.old.remove_entry(key)?;
+        g.insert_young(self.capacity, key, v.clone());
         Some(v)
     }
 

@@ -74,6 +74,10 @@ pub struct Rooms {
     recent: recent::RecentTimelines,
     /// `rooms_of` by user; an entry goes when a member event for the user is written.
     user_rooms: crate::util::GenerationalCache<String, Arc<Vec<(ruma::OwnedRoomId, String)>>>,
+    /// The last position at which each user's membership of any room changed: an incremental
+    /// sync of a user whose memberships didn't change since its token reads no member events
+    /// of its own (see `membership_changed_after`).
+    member_marks: crate::storage::stream_marks::StreamMarks,
 }
 
 impl Rooms {
@@ -86,7 +90,9 @@ impl Rooms {
         default_version: RoomVersionId,
     ) -> Self {
         let recent = recent::RecentTimelines::new(stream.frontier());
+        let member_marks = crate::storage::stream_marks::StreamMarks::new(&stream);
         Self {
+            member_marks,
             state: StateStore::new(Arc::clone(&db), Arc::clone(&ids)),
             notifier,
             db,
@@ -107,6 +113,12 @@ impl Rooms {
             current_state: crate::util::GenerationalCache::new(64 * 1024),
             user_rooms: crate::util::GenerationalCache::new(16 * 1024),
         }
+    }
+
+    /// Whether `user_id`'s membership of some room may have changed after stream position
+    /// `since` (false: every member event of theirs is at or before `since`).
+    pub fn membership_changed_after(&self, user_id: &str, since: u64) -> bool {
+        self.member_marks.changed_after(user_id, since)
     }
 
     pub fn server_name(&self) -> &str {

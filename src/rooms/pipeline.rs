@@ -377,6 +377,7 @@ impl Rooms {
             self.recent
                 .push(p.room_short, p.permit.pos(), p.event_short);
             if let Some(user) = &p.member {
+                self.member_marks.note(user, p.permit.pos());
                 self.user_rooms.remove(user);
             }
             if let Some(key_short) = p.state_key_short {

@@ -24,6 +24,9 @@ pub struct TimelineEntry {
 
 impl Rooms {
     pub fn room(&self, room_id: &RoomId) -> Result<Option<RoomRecord>> {
+        if let Some(cached) = self.room_records.get(room_id) {
+            return Ok(cached);
+        }
         self.room_records.get_or_load(room_id.to_owned(), || {
             Ok(ROOMS.get(&*self.db, &KeyBuilder::new().str(room_id.as_str()).build())?)
         })
@@ -243,6 +246,9 @@ impl Rooms {
     /// `(room_id, membership)` of every room the user has a membership in. Every sync reads
     /// it; it changes only with the user's own member events.
     pub fn rooms_of(&self, user_id: &UserId) -> Result<Arc<Vec<(OwnedRoomId, String)>>> {
+        if let Some(cached) = self.user_rooms.get(user_id.as_str()) {
+            return Ok(cached);
+        }
         self.user_rooms.get_or_load(user_id.to_string(), || {
             let prefix = KeyBuilder::new().str(user_id.as_str()).build();
             let rows = USER_ROOMS.scan_prefix(&*self.db, &prefix, usize::MAX)?;

@@ -221,7 +221,15 @@ impl SyncService {
             let Some(room) = self.rooms.room(room_id)? else {
                 continue;
             };
-            let own = self.own_membership(&room, who)?;
+            // The user's own member event, unless none of theirs changed since `since` (then
+            // it is in no window and shown nowhere: most syncs skip the two reads).
+            let own = if since
+                .is_some_and(|s| !self.rooms.membership_changed_after(who.user_id.as_str(), s))
+            {
+                None
+            } else {
+                self.own_membership(&room, who)?
+            };
             // A membership change newer than this response waits for the next one.
             if own.as_ref().is_some_and(|(_, pos)| *pos > upto) {
                 continue;

@@ -81,7 +81,16 @@ struct WsQuery {
 #[serde(tag = "type", rename_all = "snake_case")]
 enum ClientMessage {
     Auth { access_token: String },
-    Ack { next_batch: String },
+}
+
+/// An ack, parsed in place (one per response under fan-out; [`ClientMessage`] would buffer
+/// and copy it to find its tag first).
+#[derive(Deserialize)]
+struct Ack<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    next_batch: std::borrow::Cow<'a, str>,
 }
 
 async fn upgrade(
@@ -184,7 +193,12 @@ impl Connection {
         ping.tick().await;
         let mut last_seen = tokio::time::Instant::now();
         // A removed device or token of this user may be ours: the token is checked on each.
-        let mut sessions = self.s.notifier.watch_sessions(identity.user_id.as_str());
+        // The wait is one future for the connection's life (renewed only when it fires), not
+        // a new one per loop turn: a turn per response and per ack made registering and
+        // dropping it a visible part of the fan-out's cost.
+        let mut sessions_ended = Box::pin(next_change(
+            self.s.notifier.watch_sessions(identity.user_id.as_str()),
+        ));
         let logged_out = || self.s.sessions.authenticate(token).is_err();
         // Checked again after subscribing: a logout since the first check is not missed.
         if logged_out() {
@@ -246,6 +260,7 @@ impl Connection {
             tokio::pin!(wait);
             let (body, news) = loop {
                 tokio::select! {
+                    biased;
                     result = &mut wait => {
                         let (body, news) = result.map_err(internal)?;
                         break (Some(body), news);
@@ -267,10 +282,11 @@ impl Connection {
                             break (None, false);
                         }
                     }
-                    _ = sessions.changed() => {
+                    sessions = &mut sessions_ended => {
                         if logged_out() {
                             return Err((CLOSE_UNAUTHORIZED, "logged out".into()));
                         }
+                        sessions_ended = Box::pin(next_change(sessions));
                     }
                     _ = ping.tick() => {
                         if last_seen.elapsed() > PING_INTERVAL * 2 {
@@ -312,6 +328,16 @@ impl Connection {
     }
 }
 
+/// The receiver back once its value changes (or its sender is gone: then never again).
+async fn next_change(
+    mut sessions: tokio::sync::watch::Receiver<u64>,
+) -> tokio::sync::watch::Receiver<u64> {
+    if sessions.changed().await.is_err() {
+        std::future::pending::<()>().await;
+    }
+    sessions
+}
+
 /// The responses sent and not yet acknowledged.
 struct Window {
     /// Position of each unacknowledged response, oldest first, with when it was sent.
@@ -351,9 +377,12 @@ impl Window {
                 "expected an ack of a response sent".to_owned(),
             )
         };
-        let Ok(ClientMessage::Ack { next_batch }) = serde_json::from_str(text) else {
+        let Ok(Ack { kind, next_batch }) = serde_json::from_str(text) else {
             return Err(bad());
         };
+        if kind != "ack" {
+            return Err(bad());
+        }
         let pos = parse_since(&next_batch).map_err(|_| bad())?;
         let acked = self
             .unacked
