@@ -539,6 +539,44 @@ mod tests {
     use crate::storage::Batch;
     use crate::storage::keys::KeyBuilder;
 
+    /// A user's membership mark moves with their own member events only, so a sync from a
+    /// token after it may skip reading their member events.
+    #[tokio::test]
+    async fn a_users_membership_mark_moves_with_their_member_events_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::default();
+        config.database.path = dir.path().to_path_buf();
+        let services = crate::services::Services::open(config).unwrap();
+        let rooms = &services.rooms;
+        let alice = OwnedUserId::try_from("@alice:localhost").unwrap();
+        let bob = "@bob:localhost";
+        let start = services.stream.frontier();
+        let room_id = rooms
+            .create_room(&alice, CreateRoom::default())
+            .await
+            .unwrap();
+        let before = services.stream.frontier();
+        assert!(
+            rooms.membership_changed_after(alice.as_str(), start),
+            "alice joined in the room's creation"
+        );
+        assert!(!rooms.membership_changed_after(bob, start));
+        assert!(!rooms.membership_changed_after(alice.as_str(), before));
+
+        let message = PduTemplate::message("m.room.message", json!({"body": "hi"}));
+        rooms.append(&room_id, &alice, message).await.unwrap();
+        assert!(
+            !rooms.membership_changed_after(bob, before),
+            "someone else's message"
+        );
+
+        let invite = PduTemplate::state("m.room.member", bob, json!({"membership": "invite"}));
+        rooms.append(&room_id, &alice, invite).await.unwrap();
+        assert!(rooms.membership_changed_after(bob, before));
+        assert!(!rooms.membership_changed_after(bob, services.stream.frontier()));
+        assert!(!rooms.membership_changed_after(alice.as_str(), before));
+    }
+
     /// A database written before `room_extremities` existed keeps its forward extremities in
     /// the legacy table: the next append builds on them and moves the room to the new row.
     #[tokio::test]
