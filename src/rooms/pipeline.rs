@@ -539,16 +539,26 @@ mod tests {
     use crate::storage::Batch;
     use crate::storage::keys::KeyBuilder;
 
-    /// A user's membership mark moves with their own member events only, so a sync from a
-    /// token after it may skip reading their member events.
-    #[tokio::test]
-    async fn a_users_membership_mark_moves_with_their_member_events_only() {
+    /// Services on a fresh database (it lives as long as the directory), and alice.
+    fn fresh() -> (
+        tempfile::TempDir,
+        std::sync::Arc<crate::services::Services>,
+        OwnedUserId,
+    ) {
         let dir = tempfile::tempdir().unwrap();
         let mut config = Config::default();
         config.database.path = dir.path().to_path_buf();
         let services = crate::services::Services::open(config).unwrap();
-        let rooms = &services.rooms;
         let alice = OwnedUserId::try_from("@alice:localhost").unwrap();
+        (dir, services, alice)
+    }
+
+    /// A user's membership mark moves with their own member events only, so a sync from a
+    /// token after it may skip reading their member events.
+    #[tokio::test]
+    async fn a_users_membership_mark_moves_with_their_member_events_only() {
+        let (_dir, services, alice) = fresh();
+        let rooms = &services.rooms;
         let bob = "@bob:localhost";
         let start = services.stream.frontier();
         let room_id = rooms
@@ -581,12 +591,8 @@ mod tests {
     /// the legacy table: the next append builds on them and moves the room to the new row.
     #[tokio::test]
     async fn appends_build_on_legacy_extremities_and_migrate_them() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut config = Config::default();
-        config.database.path = dir.path().to_path_buf();
-        let services = crate::services::Services::open(config).unwrap();
+        let (_dir, services, alice) = fresh();
         let rooms = &services.rooms;
-        let alice = OwnedUserId::try_from("@alice:localhost").unwrap();
         let room_id = rooms
             .create_room(&alice, CreateRoom::default())
             .await
