@@ -102,18 +102,27 @@ impl<K: std::hash::Hash + Eq + Clone, V: Clone> GenerationalCache<K, V> {
     }
 
     /// The cached value, or `load`'s, cached unless something was invalidated while it
-    /// loaded (the read-through for caches of mutable rows).
-    pub fn get_or_load<E>(&self, key: K, load: impl FnOnce() -> Result<V, E>) -> Result<V, E> {
-        if let Some(cached) = self.get(&key) {
+    /// loaded (the read-through for caches of mutable rows). Looked up by a borrowed key: the
+    /// owned one is made only to insert a loaded value.
+    pub fn get_or_load<Q, E>(&self, key: &Q, load: impl FnOnce() -> Result<V, E>) -> Result<V, E>
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: std::hash::Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        if let Some(cached) = self.get(key) {
             return Ok(cached);
         }
         let epoch = self.epoch();
         let value = load()?;
-        self.insert_unless_invalidated(epoch, key, value.clone());
+        self.insert_unless_invalidated(epoch, key.to_owned(), value.clone());
         Ok(value)
     }
 
-    pub fn remove(&self, key: &K) {
+    pub fn remove<Q>(&self, key: &Q)
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: std::hash::Hash + Eq + ?Sized,
+    {
         let mut g = self.inner.lock();
         g.young.remove(key);
         g.old.remove(key);

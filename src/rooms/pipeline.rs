@@ -371,7 +371,7 @@ impl Rooms {
         }
         // The room record changes with the current state only.
         if staged.iter().any(|p| p.state_key_short.is_some()) {
-            self.room_records.remove(&room_id.to_owned());
+            self.room_records.remove(room_id);
         }
         for p in staged {
             self.recent

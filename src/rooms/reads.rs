@@ -24,10 +24,7 @@ pub struct TimelineEntry {
 
 impl Rooms {
     pub fn room(&self, room_id: &RoomId) -> Result<Option<RoomRecord>> {
-        if let Some(cached) = self.room_records.get(room_id) {
-            return Ok(cached);
-        }
-        self.room_records.get_or_load(room_id.to_owned(), || {
+        self.room_records.get_or_load(room_id, || {
             Ok(ROOMS.get(&*self.db, &KeyBuilder::new().str(room_id.as_str()).build())?)
         })
     }
@@ -91,10 +88,11 @@ impl Rooms {
         let Some(key_short) = self.state.state_key_short(kind, state_key)? else {
             return Ok(None);
         };
-        self.current_state.get_or_load((room_short, key_short), || {
-            let key = KeyBuilder::new().u64(room_short).u64(key_short).build();
-            Ok(ROOM_STATE.get(&*self.db, &key)?)
-        })
+        self.current_state
+            .get_or_load(&(room_short, key_short), || {
+                let key = KeyBuilder::new().u64(room_short).u64(key_short).build();
+                Ok(ROOM_STATE.get(&*self.db, &key)?)
+            })
     }
 
     /// The stream position of an event, by short id. Sync asks this for every user's own
@@ -246,10 +244,7 @@ impl Rooms {
     /// `(room_id, membership)` of every room the user has a membership in. Every sync reads
     /// it; it changes only with the user's own member events.
     pub fn rooms_of(&self, user_id: &UserId) -> Result<Arc<Vec<(OwnedRoomId, String)>>> {
-        if let Some(cached) = self.user_rooms.get(user_id.as_str()) {
-            return Ok(cached);
-        }
-        self.user_rooms.get_or_load(user_id.to_string(), || {
+        self.user_rooms.get_or_load(user_id.as_str(), || {
             let prefix = KeyBuilder::new().str(user_id.as_str()).build();
             let rows = USER_ROOMS.scan_prefix(&*self.db, &prefix, usize::MAX)?;
             Ok(Arc::new(

@@ -62,7 +62,7 @@ impl Presence {
     }
 
     fn record(&self, user: &UserId) -> Result<Option<PresenceRecord>> {
-        self.records.get_or_load(user.to_string(), || {
+        self.records.get_or_load(user.as_str(), || {
             Ok(PRESENCE.get(&*self.db, &KeyBuilder::new().str(user.as_str()).build())?)
         })
     }
@@ -70,7 +70,7 @@ impl Presence {
     /// Write a batch holding `user`'s record.
     fn commit(&self, user: &UserId, batch: Batch) -> Result<()> {
         self.db.write(batch)?;
-        self.records.remove(&user.to_string());
+        self.records.remove(user.as_str());
         Ok(())
     }
 
