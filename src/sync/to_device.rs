@@ -67,7 +67,7 @@ impl ToDevice {
 
     /// Whether the inbox is known empty: emptied through a position after which nothing was
     /// queued.
-    fn known_empty(&self, inbox: &String) -> bool {
+    fn known_empty(&self, inbox: &str) -> bool {
         self.emptied
             .get(inbox)
             .is_some_and(|emptied| !self.marks.changed_after(inbox, emptied))
@@ -89,21 +89,10 @@ impl ToDevice {
         Ok((prefix.len(), rows))
     }
 
-    /// The device acknowledged everything up to `pos`: its messages at or below go.
+    /// The device acknowledged everything up to `pos`: its messages at or below go (a
+    /// delivery confirming `pos` with nothing after it to carry).
     pub fn acknowledge(&self, device: &Identity, pos: u64) -> Result<()> {
-        let inbox = inbox_key(device.user_id.as_str(), device.device_id.as_str());
-        if self.known_empty(&inbox) {
-            return Ok(());
-        }
-        let mut batch = Batch::new();
-        for (key, _) in self.inbox_through(device, pos)?.1 {
-            TO_DEVICE.delete(&mut batch, key);
-        }
-        if !batch.is_empty() {
-            self.db.write(batch)?;
-        }
-        self.emptied.insert(inbox, pos);
-        Ok(())
+        self.deliver(device, Some(pos), Some(pos), pos).map(drop)
     }
 
     /// Queue `messages` (`user → device id or "*" → content`) from `sender`. A repeated
