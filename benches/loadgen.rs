@@ -312,6 +312,13 @@ impl Counters {
     fn add(&self, key: impl Into<String>) {
         *self.0.lock().unwrap().entry(key.into()).or_default() += 1;
     }
+    /// Add counts taken from another set of counters.
+    fn merge(&self, counts: BTreeMap<String, u64>) {
+        let mut own = self.0.lock().unwrap();
+        for (key, n) in counts {
+            *own.entry(key).or_default() += n;
+        }
+    }
     fn take(&self) -> BTreeMap<String, u64> {
         std::mem::take(&mut *self.0.lock().unwrap())
     }
@@ -962,11 +969,7 @@ impl Bench {
         let sent = tokio::task::spawn_blocking(move || sending.run_on_own_thread())
             .await
             .map_err(|e| format!("sender thread: {e}"))?;
-        for (key, n) in sent.http_errors {
-            for _ in 0..n {
-                self.api.counters.add(key.clone());
-            }
-        }
+        self.api.counters.merge(sent.http_errors);
         let (send_lat, send_lat_by_seq, send_res) =
             (sent.latency_ms, sent.latency_us_by_seq, sent.result);
         let t_sent = Instant::now();
