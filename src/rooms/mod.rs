@@ -13,6 +13,7 @@ pub mod annotations;
 pub mod content;
 pub mod create;
 pub mod filter;
+pub mod message_positions;
 pub mod pipeline;
 pub mod power;
 pub mod reads;
@@ -78,6 +79,8 @@ pub struct Rooms {
     /// sync of a user whose memberships didn't change since its token reads no member events
     /// of its own (see `membership_changed_after`).
     member_marks: crate::storage::stream_marks::StreamMarks,
+    /// Which of the newest positions are a room's plain messages (see `message_positions.rs`).
+    message_positions: message_positions::MessagePositions,
 }
 
 impl Rooms {
@@ -112,6 +115,7 @@ impl Rooms {
             room_records: crate::util::GenerationalCache::new(16 * 1024),
             current_state: crate::util::GenerationalCache::new(64 * 1024),
             user_rooms: crate::util::GenerationalCache::new(16 * 1024),
+            message_positions: Default::default(),
         }
     }
 
@@ -119,6 +123,12 @@ impl Rooms {
     /// `since` (false: every member event of theirs is at or before `since`).
     pub fn membership_changed_after(&self, user_id: &str, since: u64) -> bool {
         self.member_marks.changed_after(user_id, since)
+    }
+
+    /// The room (short id and id) whose plain messages are all of `(since, upto]`, if known:
+    /// then nothing else was written in that window, for anyone.
+    pub fn single_room_window(&self, since: u64, upto: u64) -> Option<(u64, OwnedRoomId)> {
+        self.message_positions.single_room(since, upto)
     }
 
     pub fn server_name(&self) -> &str {

@@ -376,6 +376,10 @@ impl Rooms {
         for p in staged {
             self.recent
                 .push(p.room_short, p.permit.pos(), p.event_short);
+            if p.state_key_short.is_none() && !p.annotates {
+                self.message_positions
+                    .note(p.permit.pos(), p.room_short, room_id);
+            }
             if let Some(user) = &p.member {
                 self.member_marks.note(user, p.permit.pos());
                 self.user_rooms.remove(user);

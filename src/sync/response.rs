@@ -6,12 +6,76 @@
 //! data, presence, to-device, ephemeral events, summaries) stay `Value`s.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
+use bytes::Bytes;
 use serde::Serialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
 use super::shared_timeline::SharedRaw;
+
+/// What a sync answers: a response made for its reader, or one made once and shared by every
+/// reader it is the same for (`sync/v2/shared_reply.rs`).
+pub enum SyncReply {
+    Made(Box<SyncResponse>),
+    Shared(Arc<SharedReply>),
+}
+
+impl SyncReply {
+    pub fn next_batch(&self) -> &str {
+        match self {
+            Self::Made(body) => &body.next_batch,
+            Self::Shared(shared) => &shared.next_batch,
+        }
+    }
+
+    /// The body's JSON.
+    pub fn to_json(&self) -> serde_json::Result<Bytes> {
+        match self {
+            Self::Made(body) => serde_json::to_vec(body).map(Bytes::from),
+            Self::Shared(shared) => Ok(shared.body.clone()),
+        }
+    }
+
+    /// The WebSocket transport's message carrying the body (docs/websocket.md).
+    pub fn to_ws_message(&self) -> serde_json::Result<Bytes> {
+        match self {
+            Self::Made(_) => Ok(ws_message(&self.to_json()?)),
+            Self::Shared(shared) => Ok(shared.ws_message.clone()),
+        }
+    }
+}
+
+/// A response serialised once for all the readers it is the same for, in both the forms the
+/// transports send.
+pub struct SharedReply {
+    pub next_batch: String,
+    pub body: Bytes,
+    /// [`ws_message`] of the body.
+    pub ws_message: Bytes,
+}
+
+impl SharedReply {
+    pub fn new(response: &SyncResponse) -> serde_json::Result<Self> {
+        let body = Bytes::from(serde_json::to_vec(response)?);
+        Ok(Self {
+            next_batch: response.next_batch.clone(),
+            ws_message: ws_message(&body),
+            body,
+        })
+    }
+}
+
+/// `{"type": "sync", "body": …}`: a response as the WebSocket transport sends it.
+fn ws_message(body: &[u8]) -> Bytes {
+    const HEAD: &[u8] = br#"{"type":"sync","body":"#;
+    let mut message = Vec::with_capacity(HEAD.len() + body.len() + 1);
+    message.extend_from_slice(HEAD);
+    message.extend_from_slice(body);
+    message.push(b'}');
+    message.into()
+}
 
 #[derive(Serialize)]
 pub struct SyncResponse {
@@ -24,6 +88,22 @@ pub struct SyncResponse {
     pub device_lists: DeviceLists,
     pub device_one_time_keys_count: BTreeMap<String, u64>,
     pub device_unused_fallback_key_types: Vec<String>,
+}
+
+impl SyncResponse {
+    /// A response with this `next_batch` and nothing in it yet.
+    pub fn empty(next_batch: String) -> Self {
+        Self {
+            next_batch,
+            rooms: RoomsSection::default(),
+            account_data: Vec::new().into(),
+            presence: Vec::new().into(),
+            to_device: Vec::new().into(),
+            device_lists: DeviceLists::default(),
+            device_one_time_keys_count: BTreeMap::new(),
+            device_unused_fallback_key_types: Vec::new(),
+        }
+    }
 }
 
 #[derive(Serialize, Default)]

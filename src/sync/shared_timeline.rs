@@ -18,12 +18,13 @@
 //! makes a timeline depend on its reader in another way (ignored users, say) must keep such
 //! readers off the shared path.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use serde_json::value::RawValue;
 
+use super::response::SharedReply;
 use crate::rooms::reads::TimelineEntry;
 use crate::util::GenerationalCache;
 
@@ -40,6 +41,9 @@ pub struct TimelineWindow {
     pub limited: bool,
     /// `{"events": [...], "limited": ..., "prev_batch": ...}`.
     pub json: Arc<RawValue>,
+    /// The whole response of a reader for whom this window is all the news, made by the first
+    /// such reader (`sync/v2/shared_reply.rs`).
+    pub reply: OnceLock<Arc<SharedReply>>,
     made: Instant,
 }
 
@@ -49,6 +53,7 @@ impl TimelineWindow {
             entries,
             limited,
             json: Arc::from(json),
+            reply: OnceLock::new(),
             made: Instant::now(),
         }
     }

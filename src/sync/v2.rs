@@ -20,7 +20,7 @@ use super::lazy_members::{DeviceMembers, SentMembers};
 use super::presence::Presence;
 use super::receipts::Receipts;
 use super::response::{
-    DeviceLists, Events, RoomSection, RoomsSection, SyncResponse, Timeline, UnreadNotifications,
+    Events, RoomSection, RoomsSection, SyncReply, SyncResponse, Timeline, UnreadNotifications,
 };
 use super::shared_timeline::{SharedRaw, SharedTimelines, TimelineWindow, WindowKey};
 use super::to_device::ToDevice;
@@ -34,6 +34,8 @@ use crate::rooms::visibility::VisibilityCheck;
 use crate::storage::stream::StreamCounter;
 use crate::users::Identity;
 use crate::users::account_data::AccountData;
+
+mod shared_reply;
 
 /// Timeline events per room when the filter names no limit.
 const DEFAULT_TIMELINE_LIMIT: usize = 10;
@@ -135,13 +137,13 @@ impl SyncService {
 
     /// Answer a sync: at once if there is anything (or it is an initial or full-state sync),
     /// else when something for this user commits, else empty at the timeout.
-    pub async fn sync(&self, who: &Identity, params: &SyncParams) -> Result<SyncResponse> {
+    pub async fn sync(&self, who: &Identity, params: &SyncParams) -> Result<SyncReply> {
         Ok(self.wait(who, params).await?.0)
     }
 
     /// [`Self::sync`], also saying whether the response carries anything (the WebSocket
     /// transport sends only responses that do).
-    pub async fn wait(&self, who: &Identity, params: &SyncParams) -> Result<(SyncResponse, bool)> {
+    pub async fn wait(&self, who: &Identity, params: &SyncParams) -> Result<(SyncReply, bool)> {
         // Subscribe before reading, so a commit between the read and the wait still wakes us.
         let mut wake = self.subscribe(who);
         self.wait_on(who, params, &mut wake).await
@@ -160,7 +162,7 @@ impl SyncService {
         who: &Identity,
         params: &SyncParams,
         wake: &mut watch::Receiver<u64>,
-    ) -> Result<(SyncResponse, bool)> {
+    ) -> Result<(SyncReply, bool)> {
         if let Some(presence) = &params.set_presence {
             self.presence.set(&who.user_id, presence, None, true)?;
         }
@@ -174,9 +176,15 @@ impl SyncService {
             // waits without a computation (half of all long-poll work under fan-out).
             let nothing_new = since == Some(upto) && !params.full_state && !timed_out;
             if !nothing_new {
+                // Under fan-out, usually one response serves all of a message's readers.
+                if let Some(since) = since
+                    && let Some(reply) = self.shared_reply(who, since, upto, params)?
+                {
+                    return Ok((SyncReply::Shared(reply), true));
+                }
                 let (body, has_news) = self.compute(who, since, upto, params)?;
                 if has_news || since.is_none() || params.full_state || timed_out {
-                    return Ok((body, has_news));
+                    return Ok((SyncReply::Made(Box::new(body)), has_news));
                 }
             }
             let woken = match deadline {
@@ -317,14 +325,11 @@ impl SyncService {
         };
         has_news |= !account_data.is_empty() || !to_device.is_empty() || !presence.is_empty();
         let body = SyncResponse {
-            next_batch: token(upto),
             rooms,
             account_data: account_data.into(),
             presence: presence.into(),
             to_device: to_device.into(),
-            device_lists: DeviceLists::default(),
-            device_one_time_keys_count: Default::default(),
-            device_unused_fallback_key_types: Vec::new(),
+            ..SyncResponse::empty(token(upto))
         };
         Ok((body, has_news))
     }

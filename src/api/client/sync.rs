@@ -4,9 +4,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Router;
 use axum::extract::State;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -16,7 +18,6 @@ use crate::http::auth::Authed;
 use crate::http::json::QueryParams;
 use crate::services::AppState;
 use crate::sync::filter::SyncFilter;
-use crate::sync::response::SyncResponse;
 use crate::sync::v2::SyncParams;
 
 /// The longest a long-poll may wait, whatever the client asks.
@@ -52,7 +53,7 @@ async fn sync(
     State(s): State<AppState>,
     me: Authed,
     QueryParams(q): QueryParams<SyncQuery>,
-) -> Result<Json<SyncResponse>> {
+) -> Result<Response> {
     let since = q.since.as_deref().map(parse_since).transpose()?;
     let timeout = match q.timeout.as_deref() {
         None => 0,
@@ -99,7 +100,9 @@ async fn sync(
         set_presence,
         use_state_after,
     };
-    Ok(Json(s.sync.sync(&me.0, &params).await?))
+    let reply = s.sync.sync(&me.0, &params).await?;
+    let body = reply.to_json().map_err(Error::internal)?;
+    Ok(([(CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 /// A sync filter from the `filter` parameter: inline JSON or the id of an uploaded filter.

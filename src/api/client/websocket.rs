@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::get;
@@ -29,7 +29,6 @@ use crate::error::{Error, Result};
 use crate::http::auth::bearer_token;
 use crate::http::json::QueryParams;
 use crate::services::AppState;
-use crate::sync::response::SyncResponse;
 use crate::sync::v2::SyncParams;
 use crate::users::Identity;
 
@@ -308,19 +307,15 @@ impl Connection {
             if !news && window.sent.is_some() {
                 continue;
             }
-            #[derive(serde::Serialize)]
-            struct SyncMessage<'a> {
-                #[serde(rename = "type")]
-                kind: &'static str,
-                body: &'a SyncResponse,
-            }
-            let message = serde_json::to_string(&SyncMessage {
-                kind: "sync",
-                body: &body,
-            })
-            .map_err(|e| internal(Error::internal(e)))?;
-            let pos = parse_since(&body.next_batch).map_err(internal)?;
-            if socket.send(Message::Text(message.into())).await.is_err() {
+            let message = body
+                .to_ws_message()
+                .ok()
+                .and_then(|m| Utf8Bytes::try_from(m).ok())
+                .ok_or_else(|| {
+                    internal(Error::internal("a sync response that isn't UTF-8 JSON"))
+                })?;
+            let pos = parse_since(body.next_batch()).map_err(internal)?;
+            if socket.send(Message::Text(message)).await.is_err() {
                 return Ok(());
             }
             window.sent(pos, tokio::time::Instant::now());
