@@ -90,6 +90,10 @@ struct Args {
     /// fanout: sender rate cap in msgs/s (0 = back to back).
     #[arg(long, alias = "fanout-rate", default_value_t = 0.0)]
     rate: f64,
+    /// fanout: other rooms each receiver is also in, where nothing is sent (a workspace user
+    /// is in many channels; a sync is asked about all of them).
+    #[arg(long, default_value_t = 0)]
+    extra_rooms: usize,
     /// fanout: sender requests in flight.
     #[arg(long, default_value_t = 1)]
     fanout_send_concurrency: usize,
@@ -807,8 +811,20 @@ impl Bench {
             .await
             .into_iter()
             .collect::<Result<Vec<_>, _>>()?;
+        for n in 0..self.args.extra_rooms {
+            let quiet = sender.create_room(api, &format!("loadgen quiet {n}")).await?;
+            let quiet = &quiet;
+            stream::iter(receivers.iter().enumerate())
+                .map(|(i, r)| r.join(api, i + 1, quiet))
+                .buffer_unordered(conc)
+                .collect::<Vec<_>>()
+                .await
+                .into_iter()
+                .collect::<Result<Vec<_>, _>>()?;
+        }
         log(format!(
-            "{scenario}: {k} joins in {:.1} s",
+            "{scenario}: {k} receivers joined {} room(s) in {:.1} s",
+            1 + self.args.extra_rooms,
             t0.elapsed().as_secs_f64()
         ));
         let flt = json!({"room": {"timeline": {"limit": m + 50}}});
@@ -1016,6 +1032,7 @@ impl Bench {
             &b,
             json!({
                 "receivers": k,
+                "extra_rooms": self.args.extra_rooms,
                 "messages": m,
                 "transport": if ws { "websocket" } else { "long-poll" },
                 "ws_ack_every": if ws { json!(self.args.ws_ack_every.clamp(1, 8)) } else { Value::Null },
