@@ -812,7 +812,9 @@ impl Bench {
             .into_iter()
             .collect::<Result<Vec<_>, _>>()?;
         for n in 0..self.args.extra_rooms {
-            let quiet = sender.create_room(api, &format!("loadgen quiet {n}")).await?;
+            let quiet = sender
+                .create_room(api, &format!("loadgen quiet {n}"))
+                .await?;
             let quiet = &quiet;
             stream::iter(receivers.iter().enumerate())
                 .map(|(i, r)| r.join(api, i + 1, quiet))

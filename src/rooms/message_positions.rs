@@ -1,11 +1,14 @@
-//! Which of the newest stream positions hold a room's plain message, and so nothing else.
+//! Which of the newest stream positions hold a room's message, and so nothing else.
 //!
 //! Everything a sync response carries (timeline events, typing, receipts, presence, account
 //! data, to-device messages) takes a position on the one stream. When every position of a
-//! response's window `(since, upto]` is a message of one room (no state key, annotating
-//! nothing), nothing else can be in that window for anybody: no other room moved, no per-user
-//! stream did. That lets sync answer each of the room's readers with one shared response
-//! (`sync/shared_reply.rs`) instead of a per-reader walk over all their rooms and streams.
+//! response's window `(since, upto]` is a message (a timeline event without a state key: text,
+//! voice note, thread reply, reaction, redaction…) of one room, nothing else can be in that
+//! window for anybody: no other room moved, no per-user stream did, no membership or state
+//! changed. That lets sync answer each of the room's readers with one shared response
+//! (`sync/v2/shared_reply.rs`) instead of a per-reader walk over all their rooms and streams;
+//! whether the messages themselves look the same to every reader (nothing attached to them)
+//! is checked there.
 //!
 //! A position not noted here may hold anything, and the caller does the full work: forgetting
 //! is always safe. Positions are noted after their batch is written and before they retire
@@ -35,14 +38,14 @@ impl Default for MessagePositions {
 }
 
 impl MessagePositions {
-    /// The event at `pos` is a plain message of this room.
+    /// The event at `pos` is a message (no state key) of this room.
     pub fn note(&self, pos: u64, room_short: u64, room_id: &RoomId) {
         let entry = Some((pos, room_short, room_id.to_owned()));
         self.slots.lock()[slot(pos)] = entry;
     }
 
-    /// The room (short id and id) whose plain messages are everything at `(since, upto]`, if
-    /// that is known to be so.
+    /// The room (short id and id) whose messages are everything at `(since, upto]`, if that is
+    /// known to be so.
     pub fn single_room(&self, since: u64, upto: u64) -> Option<(u64, OwnedRoomId)> {
         if upto <= since || upto - since > MAX_WINDOW {
             return None;

@@ -79,7 +79,7 @@ pub struct Rooms {
     /// sync of a user whose memberships didn't change since its token reads no member events
     /// of its own (see `membership_changed_after`).
     member_marks: crate::storage::stream_marks::StreamMarks,
-    /// Which of the newest positions are a room's plain messages (see `message_positions.rs`).
+    /// Which of the newest positions are a room's messages (see `message_positions.rs`).
     message_positions: message_positions::MessagePositions,
 }
 
@@ -125,8 +125,8 @@ impl Rooms {
         self.member_marks.changed_after(user_id, since)
     }
 
-    /// The room (short id and id) whose plain messages are all of `(since, upto]`, if known:
-    /// then nothing else was written in that window, for anyone.
+    /// The room (short id and id) whose messages (events without a state key) are all of
+    /// `(since, upto]`, if known: then nothing else was written in that window, for anyone.
     pub fn single_room_window(&self, since: u64, upto: u64) -> Option<(u64, OwnedRoomId)> {
         self.message_positions.single_room(since, upto)
     }

@@ -376,7 +376,7 @@ impl Rooms {
         for p in staged {
             self.recent
                 .push(p.room_short, p.permit.pos(), p.event_short);
-            if p.state_key_short.is_none() && !p.annotates {
+            if p.state_key_short.is_none() {
                 self.message_positions
                     .note(p.permit.pos(), p.room_short, room_id);
             }

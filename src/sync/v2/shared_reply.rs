@@ -8,16 +8,21 @@
 //! once, for the first of them, in both transports' forms.
 //!
 //! A reader's response to `(since, upto]` is the common one when:
-//! - every position in the window is a plain message of one room (`rooms/message_positions.rs`):
-//!   then no other room, no typing, receipt, presence, account data or to-device message of
-//!   anyone's is in it;
+//! - every position in the window is a message (no state key) of one room
+//!   (`rooms/message_positions.rs`): then no other room, no state or membership change, no
+//!   typing, receipt, presence, account data or to-device message of anyone's is in it;
 //! - the reader's memberships didn't change after `since` and it is joined to that room: it
 //!   was joined through the whole window, so it sees every event and needs no state;
 //! - its filter keeps the room and shows the messages without a gap (`limited`) and without
 //!   `state_after`; with lazy-loaded members, the device already holds each sender's member
 //!   event (nothing to add to `state`);
-//! - it sent none of the messages (its device would get `transaction_id`) and none has a
-//!   relation or redaction (their aggregations depend on the viewer).
+//! - it sent none of the messages (its device would get `transaction_id`) and nothing is
+//!   attached to any of them: no edit, reaction, thread reply or redaction (aggregations
+//!   depend on the viewer). A thread reply or reaction *to an earlier event* is itself such a
+//!   message and is shared.
+//!
+//! Anything that makes a response depend on its reader in another way (notification counts
+//! once push rules land, ignored users) must keep such readers off this path.
 //!
 //! The response is then a function of the room's timeline window, which is already shared by
 //! exactly these readers (same room, window, timeline filter and annotation epoch:
@@ -233,6 +238,47 @@ mod tests {
         assert_eq!(
             ws["body"],
             serde_json::from_slice::<serde_json::Value>(&for_bob.body).unwrap()
+        );
+
+        // A thread reply to an earlier message is a message like any other…
+        let root = services
+            .rooms
+            .append(
+                &room_id,
+                &device("@alice:localhost").user_id,
+                PduTemplate::message("m.room.message", json!({"body": "root"})),
+            )
+            .await
+            .unwrap();
+        let after_root = services.stream.frontier();
+        let reply = json!({"body": "in a topic", "msgtype": "m.text",
+            "m.relates_to": {"rel_type": "m.thread", "event_id": root.event_id}});
+        services
+            .rooms
+            .append(
+                &room_id,
+                &device("@alice:localhost").user_id,
+                PduTemplate::message("m.room.message", reply),
+            )
+            .await
+            .unwrap();
+        let after_reply = services.stream.frontier();
+        let p_reply = params(after_root, SyncFilter::default());
+        let shared = sync
+            .shared_reply(&carol, after_root, after_reply, &p_reply)
+            .unwrap()
+            .expect("a thread reply is shared");
+        assert_eq!(
+            shared.body,
+            computed(sync, &carol, after_root, after_reply, &p_reply)
+        );
+        // …but a window with the root and its reply shows the root's thread summary, which
+        // depends on the viewer.
+        let p_both = params(upto, SyncFilter::default());
+        assert!(
+            sync.shared_reply(&carol, upto, after_reply, &p_both)
+                .unwrap()
+                .is_none()
         );
 
         // The sender's device gets its transaction ids: not shared.
