@@ -86,6 +86,8 @@ pub struct SyncResponse {
     pub to_device: Events<Value>,
     /// Filled by the end-to-end encryption endpoints; empty until then.
     pub device_lists: DeviceLists,
+    /// The device's own, in every response: once filled, shared replies must carry them
+    /// (`sync/v2/shared_reply.rs`).
     pub device_one_time_keys_count: BTreeMap<String, u64>,
     pub device_unused_fallback_key_types: Vec<String>,
 }

@@ -21,8 +21,10 @@
 //!   depend on the viewer). A thread reply or reaction *to an earlier event* is itself such a
 //!   message and is shared.
 //!
-//! Anything that makes a response depend on its reader in another way (notification counts
-//! once push rules land, ignored users) must keep such readers off this path.
+//! Anything that makes a response depend on its reader in another way must keep such readers
+//! off this path or into the key: notification counts once push rules land, the device's
+//! one-time key counts once end-to-end encryption fills them (they are sent in every
+//! response, not only when they change), ignored users.
 //!
 //! The response is then a function of the room's timeline window, which is already shared by
 //! exactly these readers (same room, window, timeline filter and annotation epoch:
