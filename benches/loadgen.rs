@@ -803,21 +803,17 @@ impl Bench {
         let conc = self.args.setup_concurrency.max(1);
         let t0 = Instant::now();
         let api = &self.api;
-        let room_ref = &room;
-        stream::iter(receivers.iter().enumerate())
-            .map(|(i, r)| r.join(api, i + 1, room_ref))
-            .buffer_unordered(conc)
-            .collect::<Vec<_>>()
-            .await
-            .into_iter()
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut joined = vec![room.clone()];
         for n in 0..self.args.extra_rooms {
-            let quiet = sender
-                .create_room(api, &format!("loadgen quiet {n}"))
-                .await?;
-            let quiet = &quiet;
+            joined.push(
+                sender
+                    .create_room(api, &format!("loadgen quiet {n}"))
+                    .await?,
+            );
+        }
+        for each in &joined {
             stream::iter(receivers.iter().enumerate())
-                .map(|(i, r)| r.join(api, i + 1, quiet))
+                .map(|(i, r)| r.join(api, i + 1, each))
                 .buffer_unordered(conc)
                 .collect::<Vec<_>>()
                 .await

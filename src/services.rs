@@ -65,6 +65,17 @@ impl Services {
         Self::build(config, Arc::new(engine))
     }
 
+    /// Services on a fresh database in a temporary directory (it lives as long as the
+    /// directory), for in-process tests.
+    #[cfg(test)]
+    pub fn fresh_for_tests() -> (tempfile::TempDir, Arc<Self>) {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let mut config = Config::default();
+        config.database.path = dir.path().to_path_buf();
+        let services = Self::open(config).expect("a fresh database opens");
+        (dir, services)
+    }
+
     /// Build the services over any engine.
     pub fn build(
         config: Config,

@@ -537,7 +537,6 @@ mod tests {
     use serde_json::json;
 
     use super::{LEGACY_EXTREMITIES, ROOM_EXTREMITIES};
-    use crate::config::Config;
     use crate::events::PduTemplate;
     use crate::rooms::create::CreateRoom;
     use crate::storage::Batch;
@@ -549,10 +548,7 @@ mod tests {
         std::sync::Arc<crate::services::Services>,
         OwnedUserId,
     ) {
-        let dir = tempfile::tempdir().unwrap();
-        let mut config = Config::default();
-        config.database.path = dir.path().to_path_buf();
-        let services = crate::services::Services::open(config).unwrap();
+        let (dir, services) = crate::services::Services::fresh_for_tests();
         let alice = OwnedUserId::try_from("@alice:localhost").unwrap();
         (dir, services, alice)
     }

@@ -309,11 +309,9 @@ impl Connection {
             }
             let message = body
                 .to_ws_message()
-                .ok()
-                .and_then(|m| Utf8Bytes::try_from(m).ok())
-                .ok_or_else(|| {
-                    internal(Error::internal("a sync response that isn't UTF-8 JSON"))
-                })?;
+                .map_err(|e| internal(Error::internal(e)))?;
+            // serde_json writes UTF-8: the check is a formality of the type.
+            let message = Utf8Bytes::try_from(message).map_err(|e| internal(Error::internal(e)))?;
             let pos = parse_since(body.next_batch()).map_err(internal)?;
             if socket.send(Message::Text(message)).await.is_err() {
                 return Ok(());

@@ -144,7 +144,6 @@ mod tests {
     use serde_json::json;
 
     use super::super::{SyncParams, SyncService};
-    use crate::config::Config;
     use crate::events::PduTemplate;
     use crate::rooms::create::{CreateRoom, Preset};
     use crate::services::Services;
@@ -211,10 +210,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_shared_reply_is_what_each_reader_would_have_been_sent() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut config = Config::default();
-        config.database.path = dir.path().to_path_buf();
-        let services = Services::open(config).unwrap();
+        let (_dir, services) = Services::fresh_for_tests();
         let room_id = room_of_three(&services).await;
         let (bob, carol) = (device("@bob:localhost"), device("@carol:localhost"));
         let since = services.stream.frontier();
@@ -303,10 +299,7 @@ mod tests {
 
     #[tokio::test]
     async fn anything_else_in_the_window_or_for_the_reader_is_worked_out_in_full() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut config = Config::default();
-        config.database.path = dir.path().to_path_buf();
-        let services = Services::open(config).unwrap();
+        let (_dir, services) = Services::fresh_for_tests();
         let room_id = room_of_three(&services).await;
         let bob = device("@bob:localhost");
         let sync = &services.sync;
