@@ -361,7 +361,7 @@ impl SyncService {
         membership: Membership,
     ) -> Result<(RoomSection, bool)> {
         let filter = &params.filter.room;
-        let window = self.timeline_window(who, room, since, upto, params, membership)?;
+        let window = self.timeline_window(who, room.short, since, upto, params, membership)?;
         let timeline: &[TimelineEntry] = &window.entries;
         let limited = window.limited;
 
@@ -505,7 +505,7 @@ impl SyncService {
     fn timeline_window(
         &self,
         who: &Identity,
-        room: &RoomRecord,
+        room_short: u64,
         since: Option<u64>,
         upto: u64,
         params: &SyncParams,
@@ -515,7 +515,7 @@ impl SyncService {
             |window: &TimelineWindow| window.entries.iter().any(|e| e.pdu.sender == who.user_id);
         let key = match (membership, since) {
             (Membership::Joined { in_window: false }, Some(since)) => Some(WindowKey {
-                room: room.short,
+                room: room_short,
                 since,
                 upto,
                 filter: params.filter.timeline_key(),
@@ -530,6 +530,10 @@ impl SyncService {
             return Ok(window);
         }
 
+        // What "plain" is checked against: the key's epoch, read before the events were.
+        let epoch = key
+            .as_ref()
+            .map_or_else(|| self.rooms.annotation_epoch(), |k| k.annotation_epoch);
         let filter = &params.filter.room;
         let limit = filter
             .timeline
@@ -550,7 +554,7 @@ impl SyncService {
         'walk: loop {
             let page = self
                 .rooms
-                .timeline_page_above(room.short, cursor, true, 100, since)?;
+                .timeline_page_above(room_short, cursor, true, 100, since)?;
             let last_page = page.len() < 100;
             for entry in page {
                 cursor = entry.pos;
@@ -584,13 +588,14 @@ impl SyncService {
             prev_batch,
         })
         .map_err(crate::error::Error::internal)?;
-        let window = Arc::new(TimelineWindow::new(entries, limited, json));
+        let plain_at = entries
+            .iter()
+            .all(|e| self.rooms.was_plain_at(&e.pdu, epoch))
+            .then_some(epoch);
+        let window = Arc::new(TimelineWindow::new(entries, limited, json, plain_at));
         if let Some(key) = key
             && !sent_by_reader(&window)
-            && window
-                .entries
-                .iter()
-                .all(|e| self.rooms.was_plain_at(&e.pdu, key.annotation_epoch))
+            && plain_at.is_some()
         {
             self.shared_timelines.insert(key, Arc::clone(&window));
         }

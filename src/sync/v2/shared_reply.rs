@@ -69,19 +69,13 @@ impl SyncService {
         {
             return Ok(None);
         }
-        let Some(room) = self.rooms.room(&room_id)? else {
-            return Ok(None);
-        };
-        debug_assert_eq!(room.short, room_short);
         let joined_through = Membership::Joined { in_window: false };
-        let window = self.timeline_window(who, &room, Some(since), upto, params, joined_through)?;
-        let epoch = self.rooms.annotation_epoch();
+        let window =
+            self.timeline_window(who, room_short, Some(since), upto, params, joined_through)?;
         if window.entries.is_empty()
             || window.limited
-            || window
-                .entries
-                .iter()
-                .any(|e| e.pdu.sender == who.user_id || !self.rooms.was_plain_at(&e.pdu, epoch))
+            || window.plain_at != Some(self.rooms.annotation_epoch())
+            || window.entries.iter().any(|e| e.pdu.sender == who.user_id)
         {
             return Ok(None);
         }
@@ -98,7 +92,7 @@ impl SyncService {
             let snapshot = window.entries[0].record.state_before;
             let missing = self.members_not_held(
                 &held,
-                room.short,
+                room_short,
                 snapshot,
                 &senders,
                 &window.entries,
