@@ -98,6 +98,13 @@ fn get_str<'a>(json: &'a CanonicalJsonObject, key: &str) -> Option<&'a str> {
 }
 
 impl Pdu {
+    /// The user an `m.room.member` event is about (its state key); `None` for any other event.
+    pub fn member_target(&self) -> Option<&str> {
+        self.state_key
+            .as_deref()
+            .filter(|_| self.kind == ruma::events::TimelineEventType::RoomMember)
+    }
+
     /// Parse a signed PDU. `event_id` and `room_id` are passed in because newer room versions
     /// derive them (the event id from the reference hash; in v12 the create event's room id from
     /// its own id).

@@ -437,7 +437,7 @@ impl Rooms {
                 KeyBuilder::new().u64(room.short).u64(key_short).build(),
                 &short,
             );
-            if pdu.kind == TimelineEventType::RoomMember {
+            if pdu.member_target().is_some() {
                 let membership = pdu.content_json()["membership"]
                     .as_str()
                     .unwrap_or("leave")
@@ -513,10 +513,7 @@ impl Rooms {
         let roster = self.roster(room)?;
         // A membership's target may not be in the roster (a leave, a ban); waking a user twice
         // is harmless.
-        let target = pdu
-            .state_key
-            .as_deref()
-            .filter(|_| pdu.kind == TimelineEventType::RoomMember);
+        let target = pdu.member_target();
         let members = roster.with(&["join", "invite", "knock"]);
         self.notifier.notify_at(pos, members.chain(target));
         Ok(())

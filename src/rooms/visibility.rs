@@ -55,9 +55,7 @@ impl<'a> VisibilityCheck<'a> {
     /// so a user sees their own join.
     pub fn allows(&mut self, pdu: &Pdu, record: &PduRecord) -> Result<bool> {
         // Users always see changes to their own membership (their leave, kick or ban too).
-        if pdu.kind == ruma::events::TimelineEventType::RoomMember
-            && pdu.state_key.as_deref() == Some(self.user.as_str())
-        {
+        if pdu.member_target() == Some(self.user.as_str()) {
             return Ok(true);
         }
         // Cached per snapshot for every reader (`Rooms::history_visibility_at`).

@@ -92,10 +92,6 @@ pub struct SyncParams {
     pub use_state_after: bool,
 }
 
-fn is_member_event(pdu: &Pdu) -> bool {
-    pdu.kind == ruma::events::TimelineEventType::RoomMember
-}
-
 pub fn token(pos: u64) -> String {
     format!("s{pos}")
 }
@@ -377,7 +373,8 @@ impl SyncService {
         // The summary comes when the membership may have changed: a first sync of the room or
         // a member event in the timeline.
         let joined = membership != Membership::Left;
-        let membership_changed = first_sync || timeline.iter().any(|e| is_member_event(&e.pdu));
+        let membership_changed =
+            first_sync || timeline.iter().any(|e| e.pdu.member_target().is_some());
         let summary = if joined && membership_changed {
             Some(self.summary(room, who)?)
         } else {
@@ -620,8 +617,7 @@ impl SyncService {
             .iter()
             .map(|e| &e.pdu)
             .chain(state)
-            .filter(|p| is_member_event(p))
-            .filter_map(|p| p.state_key.as_deref())
+            .filter_map(Pdu::member_target)
             .collect();
         let mut missing = Vec::new();
         for member in wanted.iter().filter(|m| !carried.contains(*m)) {
@@ -651,8 +647,7 @@ impl SyncService {
         upto: u64,
     ) -> Result<()> {
         for pdu in timeline.iter().map(|e| &e.pdu).chain(state) {
-            if is_member_event(pdu)
-                && let Some(member) = pdu.state_key.as_deref()
+            if let Some(member) = pdu.member_target()
                 && let Some(short) = self.rooms.event_short(&pdu.event_id)?
             {
                 held.sent(room_short, member, short, upto);
