@@ -41,26 +41,18 @@ pub struct TimelineWindow {
     pub limited: bool,
     /// `{"events": [...], "limited": ..., "prev_batch": ...}`.
     pub json: Arc<RawValue>,
-    /// The annotation epoch at which every entry was found plain (nothing attached), if so.
-    pub plain_at: Option<u64>,
     /// The whole response of a reader for whom this window is all the news, made by the first
-    /// such reader (`sync/v2/shared_reply.rs`).
+    /// such reader (`sync/v2/shared_reply.rs`): shared as far as the window is.
     pub reply: OnceLock<Arc<SharedReply>>,
     made: Instant,
 }
 
 impl TimelineWindow {
-    pub fn new(
-        entries: Vec<TimelineEntry>,
-        limited: bool,
-        json: Box<RawValue>,
-        plain_at: Option<u64>,
-    ) -> Self {
+    pub fn new(entries: Vec<TimelineEntry>, limited: bool, json: Box<RawValue>) -> Self {
         Self {
             entries,
             limited,
             json: Arc::from(json),
-            plain_at,
             reply: OnceLock::new(),
             made: Instant::now(),
         }

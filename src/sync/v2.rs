@@ -527,10 +527,6 @@ impl SyncService {
             return Ok(window);
         }
 
-        // What "plain" is checked against: the key's epoch, read before the events were.
-        let epoch = key
-            .as_ref()
-            .map_or_else(|| self.rooms.annotation_epoch(), |k| k.annotation_epoch);
         let filter = &params.filter.room;
         let limit = filter
             .timeline
@@ -585,14 +581,13 @@ impl SyncService {
             prev_batch,
         })
         .map_err(crate::error::Error::internal)?;
-        let plain_at = entries
-            .iter()
-            .all(|e| self.rooms.was_plain_at(&e.pdu, epoch))
-            .then_some(epoch);
-        let window = Arc::new(TimelineWindow::new(entries, limited, json, plain_at));
+        let window = Arc::new(TimelineWindow::new(entries, limited, json));
         if let Some(key) = key
             && !sent_by_reader(&window)
-            && plain_at.is_some()
+            && window
+                .entries
+                .iter()
+                .all(|e| self.rooms.was_plain_at(&e.pdu, key.annotation_epoch))
         {
             self.shared_timelines.insert(key, Arc::clone(&window));
         }

@@ -12,24 +12,28 @@
 //!   (`rooms/message_positions.rs`): then no other room, no state or membership change, no
 //!   typing, receipt, presence, account data or to-device message of anyone's is in it;
 //! - the reader's memberships didn't change after `since` and it is joined to that room: it
-//!   was joined through the whole window, so it sees every event and needs no state;
-//! - its filter keeps the room and shows the messages without a gap (`limited`) and without
-//!   `state_after`; with lazy-loaded members, the device already holds each sender's member
-//!   event (nothing to add to `state`);
-//! - it sent none of the messages (its device would get `transaction_id`) and nothing is
-//!   attached to any of them: no edit, reaction, thread reply or redaction (aggregations
-//!   depend on the viewer). A thread reply or reaction *to an earlier event* is itself such a
-//!   message and is shared.
+//!   was joined through the whole window, so it sees every event and needs no state (and a
+//!   join committed after `upto`, already in the room list, is not mistaken for one before);
+//! - its filter keeps the room and doesn't ask for `state_after` or full state; with
+//!   lazy-loaded members, the device already holds each sender's member event (nothing to add
+//!   to `state`). A gap (`limited`) hides no state change: the window has none.
+//!
+//! The timeline itself is the room's window, which the readers it looks the same to already
+//! share (same room, window, timeline filter and annotation epoch: `shared_timeline.rs`); a
+//! reader who sent one of its events (its device gets `transaction_id`), or a window with
+//! something attached to one of its events (an edit, reaction, thread reply or redaction: the
+//! aggregations depend on the viewer), gets a window of its own. The reply is made from the
+//! window and kept with it, so it is shared exactly as far as the window is: by every reader
+//! of a plain window, by nobody else for a reader's own. A thread reply or a reaction *to an
+//! earlier event* is itself a plain message, and shared.
 //!
 //! Anything that makes a response depend on its reader in another way must keep such readers
 //! off this path or into the key: notification counts once push rules land, the device's
 //! one-time key counts once end-to-end encryption fills them (they are sent in every
 //! response, not only when they change), ignored users.
 //!
-//! The response is then a function of the room's timeline window, which is already shared by
-//! exactly these readers (same room, window, timeline filter and annotation epoch:
-//! `shared_timeline.rs`), so the window carries it. Anything else falls back to the full
-//! computation, which always gives the same bytes (a test checks it).
+//! Anything else falls back to the full computation, which gives the same bytes (tests check
+//! it, over a random history too).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -72,11 +76,8 @@ impl SyncService {
         let joined_through = Membership::Joined { in_window: false };
         let window =
             self.timeline_window(who, room_short, Some(since), upto, params, joined_through)?;
-        if window.entries.is_empty()
-            || window.limited
-            || window.plain_at != Some(self.rooms.annotation_epoch())
-            || window.entries.iter().any(|e| e.pdu.sender == who.user_id)
-        {
+        // Everything filtered out: no news here, which the full computation works out.
+        if window.entries.is_empty() {
             return Ok(None);
         }
         if filter.state.lazy_load_members {
@@ -140,8 +141,10 @@ mod tests {
     use super::super::{SyncParams, SyncService};
     use crate::events::PduTemplate;
     use crate::rooms::create::{CreateRoom, Preset};
+    use crate::rooms::pipeline::TxnKey;
     use crate::services::Services;
     use crate::sync::filter::SyncFilter;
+    use crate::sync::response::SharedReply;
     use crate::users::Identity;
 
     fn device(user: &str) -> Identity {
@@ -189,17 +192,29 @@ mod tests {
             .unwrap();
     }
 
-    /// The full computation's body for `who`.
+    /// The shared reply `who` must be given.
+    fn shared(
+        sync: &SyncService,
+        who: &Identity,
+        since: u64,
+        upto: u64,
+        p: &SyncParams,
+    ) -> Arc<SharedReply> {
+        let reply = sync.shared_reply(who, since, upto, p).unwrap();
+        reply.unwrap_or_else(|| panic!("{} ({since}, {upto}] is shared", who.user_id))
+    }
+
+    /// The full computation's body for `who`, without `age` (see [`without_age`]).
     fn computed(
         sync: &SyncService,
         who: &Identity,
         since: u64,
         upto: u64,
         p: &SyncParams,
-    ) -> Vec<u8> {
+    ) -> serde_json::Value {
         let (body, news) = sync.compute(who, Some(since), upto, p).unwrap();
         assert!(news);
-        serde_json::to_vec(&body).unwrap()
+        without_age(&serde_json::to_vec(&body).unwrap())
     }
 
     #[tokio::test]
@@ -214,16 +229,13 @@ mod tests {
         let sync = &services.sync;
         let p = params(since, SyncFilter::default());
 
-        let for_bob = sync
-            .shared_reply(&bob, since, upto, &p)
-            .unwrap()
-            .expect("shared");
-        let for_carol = sync
-            .shared_reply(&carol, since, upto, &p)
-            .unwrap()
-            .expect("shared");
+        let for_bob = shared(sync, &bob, since, upto, &p);
+        let for_carol = shared(sync, &carol, since, upto, &p);
         assert!(Arc::ptr_eq(&for_bob, &for_carol), "made once");
-        assert_eq!(for_bob.body, computed(sync, &bob, since, upto, &p));
+        assert_eq!(
+            without_age(&for_bob.body),
+            computed(sync, &bob, since, upto, &p)
+        );
         assert_eq!(for_bob.next_batch, format!("s{upto}"));
         let ws: serde_json::Value = serde_json::from_slice(&for_bob.ws_message).unwrap();
         assert_eq!(ws["type"], "sync");
@@ -256,31 +268,54 @@ mod tests {
             .unwrap();
         let after_reply = services.stream.frontier();
         let p_reply = params(after_root, SyncFilter::default());
-        let shared = sync
-            .shared_reply(&carol, after_root, after_reply, &p_reply)
-            .unwrap()
-            .expect("a thread reply is shared");
+        let topic = shared(sync, &carol, after_root, after_reply, &p_reply);
         assert_eq!(
-            shared.body,
+            without_age(&topic.body),
             computed(sync, &carol, after_root, after_reply, &p_reply)
         );
         // …but a window with the root and its reply shows the root's thread summary, which
-        // depends on the viewer.
+        // depends on the viewer: each reader's window and reply are its own.
         let p_both = params(upto, SyncFilter::default());
-        assert!(
-            sync.shared_reply(&carol, upto, after_reply, &p_both)
-                .unwrap()
-                .is_none()
+        let for_bob = shared(sync, &bob, upto, after_reply, &p_both);
+        let for_carol = shared(sync, &carol, upto, after_reply, &p_both);
+        assert!(!Arc::ptr_eq(&for_bob, &for_carol));
+        assert_eq!(
+            without_age(&for_carol.body),
+            computed(sync, &carol, upto, after_reply, &p_both)
         );
 
-        // The sender's device gets its transaction ids: not shared.
+        // The sender's device gets its transaction id: its reply is its own.
         let alice = device("@alice:localhost");
-        assert!(
-            sync.shared_reply(&alice, since, upto, &p)
-                .unwrap()
-                .is_none()
+        let before_own = services.stream.frontier();
+        let txn = TxnKey {
+            user: &alice.user_id,
+            device: &alice.device_id,
+            endpoint: "send",
+            txn_id: "t1",
+        };
+        let mine = PduTemplate::message("m.room.message", json!({"body": "mine"}));
+        services
+            .rooms
+            .append_with_txn(&room_id, &alice.user_id, mine, &txn)
+            .await
+            .unwrap();
+        let after_own = services.stream.frontier();
+        let p_own = params(before_own, SyncFilter::default());
+        let for_alice = shared(sync, &alice, before_own, after_own, &p_own);
+        let for_bob = shared(sync, &bob, before_own, after_own, &p_own);
+        assert!(String::from_utf8_lossy(&for_alice.body).contains("\"transaction_id\":\"t1\""));
+        assert!(!String::from_utf8_lossy(&for_bob.body).contains("transaction_id"));
+        assert_eq!(
+            without_age(&for_alice.body),
+            computed(sync, &alice, before_own, after_own, &p_own)
         );
-        // A filter that leaves the room out, or one with a gap, works it out in full.
+        assert_eq!(
+            without_age(&for_bob.body),
+            computed(sync, &bob, before_own, after_own, &p_own)
+        );
+
+        // A filter that leaves the room out works it out in full; one with a gap shares (the
+        // gap hides no state change).
         let not_the_room =
             SyncFilter::from_value(json!({"room": {"not_rooms": [room_id]}})).unwrap();
         let p2 = params(since, not_the_room);
@@ -288,7 +323,12 @@ mod tests {
         let limit_one =
             SyncFilter::from_value(json!({"room": {"timeline": {"limit": 1}}})).unwrap();
         let p3 = params(since, limit_one);
-        assert!(sync.shared_reply(&bob, since, upto, &p3).unwrap().is_none());
+        let gap = shared(sync, &bob, since, upto, &p3);
+        assert!(String::from_utf8_lossy(&gap.body).contains("\"limited\":true"));
+        assert_eq!(
+            without_age(&gap.body),
+            computed(sync, &bob, since, upto, &p3)
+        );
     }
 
     #[tokio::test]
@@ -342,12 +382,9 @@ mod tests {
                 .is_none()
         );
         // Once past the join, the newcomer is like everyone else.
-        let reply = sync
-            .shared_reply(&dave, after_join, upto, &p(after_join))
-            .unwrap()
-            .expect("joined through the window");
+        let reply = shared(sync, &dave, after_join, upto, &p(after_join));
         assert_eq!(
-            reply.body,
+            without_age(&reply.body),
             computed(sync, &dave, after_join, upto, &p(after_join))
         );
         assert!(
@@ -369,10 +406,10 @@ mod tests {
                 .is_none()
         );
         let first = computed(sync, &bob, since, upto, &params(since, lazy()));
-        assert!(
-            String::from_utf8(first)
-                .unwrap()
-                .contains("@alice:localhost\",\"type\":\"m.room.member")
+        let state = &first["rooms"]["join"][room_id.as_str()]["state"]["events"];
+        assert_eq!(
+            state[0]["state_key"], "@alice:localhost",
+            "the sender's member event"
         );
         say(&services, &room_id, "@alice:localhost").await;
         let next = services.stream.frontier();
@@ -381,8 +418,226 @@ mod tests {
             .unwrap()
             .expect("held now");
         assert_eq!(
-            reply.body,
+            without_age(&reply.body),
             computed(sync, &bob, upto, next, &params(upto, lazy()))
+        );
+    }
+
+    /// The JSON without `unsigned.age` (worked out when a window is made, so two windows of
+    /// the same events a moment apart differ in it).
+    fn without_age(json: &[u8]) -> serde_json::Value {
+        fn strip(v: &mut serde_json::Value) {
+            match v {
+                serde_json::Value::Object(map) => {
+                    map.remove("age");
+                    map.values_mut().for_each(strip);
+                }
+                serde_json::Value::Array(items) => items.iter_mut().for_each(strip),
+                _ => {}
+            }
+        }
+        let mut value = serde_json::from_slice(json).unwrap();
+        strip(&mut value);
+        value
+    }
+
+    /// For each reader and filter, a shared reply to `(since, upto]`, if one is given, is what
+    /// the full computation says. Returns how many were given.
+    fn check_shared_replies(sync: &SyncService, since: u64, upto: u64) -> usize {
+        let filters = [
+            json!({}),
+            json!({"room": {"state": {"lazy_load_members": true}}}),
+            json!({"room": {"timeline": {"limit": 2, "not_types": ["m.reaction"]}}}),
+        ];
+        let mut shared = 0;
+        for reader in [
+            "@alice:localhost",
+            "@bob:localhost",
+            "@carol:localhost",
+            "@dave:localhost",
+        ] {
+            for filter in &filters {
+                let who = device(reader);
+                let mut p = params(since, SyncFilter::from_value(filter.clone()).unwrap());
+                p.since_confirms = false;
+                let Some(reply) = sync.shared_reply(&who, since, upto, &p).unwrap() else {
+                    continue;
+                };
+                shared += 1;
+                let (body, news) = sync.compute(&who, Some(since), upto, &p).unwrap();
+                assert!(news, "{reader} ({since}, {upto}] {filter}");
+                assert_eq!(
+                    without_age(&reply.body),
+                    without_age(&serde_json::to_vec(&body).unwrap()),
+                    "{reader} ({since}, {upto}] {filter}"
+                );
+            }
+        }
+        shared
+    }
+
+    /// A pseudo-random history of two rooms (messages, thread replies, reactions, redactions,
+    /// typing, receipts, account data, a member leaving and coming back): as it is written, for
+    /// every short window up to the newest position, every reader and several filters, a shared
+    /// reply, whenever one is given, is what the full computation says.
+    #[tokio::test]
+    async fn shared_replies_match_the_full_computation_over_a_random_history() {
+        let (_dir, services) = Services::fresh_for_tests();
+        let rooms = &services.rooms;
+        let sync = &services.sync;
+        let users = [
+            "@alice:localhost",
+            "@bob:localhost",
+            "@carol:localhost",
+            "@dave:localhost",
+        ];
+        let user = |i: usize| OwnedUserId::try_from(users[i]).unwrap();
+        let big = room_of_three(&services).await;
+        let join = |u: &str| PduTemplate::state("m.room.member", u, json!({"membership": "join"}));
+        rooms.append(&big, &user(3), join(users[3])).await.unwrap();
+        let small = rooms
+            .create_room(
+                &user(0),
+                CreateRoom {
+                    preset: Some(Preset::PublicChat),
+                    ..CreateRoom::default()
+                },
+            )
+            .await
+            .unwrap();
+        rooms
+            .append(&small, &user(1), join(users[1]))
+            .await
+            .unwrap();
+
+        let mut seed: u64 = 0x5eed_1234_abcd_0001;
+        let mut next = |n: u64| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((seed >> 33) % n) as usize
+        };
+        // Messages of the big room and their senders, for replies, reactions and redactions.
+        let mut said: Vec<(ruma::OwnedEventId, usize)> = Vec::new();
+        let mut dave_joined = true;
+        let mut done_count = std::collections::BTreeMap::new();
+        let mut shared = 0;
+        let mut positions = vec![services.stream.frontier()];
+        for _ in 0..80 {
+            let speaker = next(if dave_joined { 4 } else { 3 });
+            let earlier = (!said.is_empty()).then(|| said[next(said.len() as u64)].clone());
+            let done = match (next(12), earlier) {
+                (0..=3, _) | (5 | 6 | 11, None) => {
+                    let body = json!({"msgtype": "m.text", "body": "hi"});
+                    let pdu = PduTemplate::message("m.room.message", body);
+                    // Half of them from a client transaction (the sender's device sees its id).
+                    let who = device(users[speaker]);
+                    let txn_id = format!("t{}", said.len());
+                    let txn = TxnKey {
+                        user: &who.user_id,
+                        device: &who.device_id,
+                        endpoint: "send",
+                        txn_id: &txn_id,
+                    };
+                    let event_id = if next(2) == 0 {
+                        rooms
+                            .append_with_txn(&big, &who.user_id, pdu, &txn)
+                            .await
+                            .unwrap()
+                    } else {
+                        rooms
+                            .append(&big, &who.user_id, pdu)
+                            .await
+                            .unwrap()
+                            .event_id
+                    };
+                    said.push((event_id, speaker));
+                    "message"
+                }
+                (4, _) => {
+                    let pdu = PduTemplate::message("m.room.message", json!({"body": "aside"}));
+                    rooms.append(&small, &user(next(2)), pdu).await.unwrap();
+                    "other room"
+                }
+                (5, Some((root, _))) => {
+                    let body = json!({"msgtype": "m.text", "body": "in a topic",
+                        "m.relates_to": {"rel_type": "m.thread", "event_id": root}});
+                    let pdu = PduTemplate::message("m.room.message", body);
+                    rooms.append(&big, &user(speaker), pdu).await.unwrap();
+                    "thread reply"
+                }
+                (6, Some((target, _))) => {
+                    let body = json!({"m.relates_to": {"rel_type": "m.annotation",
+                        "event_id": target, "key": "+1"}});
+                    let pdu = PduTemplate::message("m.reaction", body);
+                    rooms.append(&big, &user(speaker), pdu).await.unwrap();
+                    "reaction"
+                }
+                (7, _) => {
+                    let typing = next(2) == 0;
+                    let timeout = Duration::from_secs(30);
+                    services
+                        .typing
+                        .set(&big, &user(speaker), typing, timeout)
+                        .unwrap();
+                    "typing"
+                }
+                (8, Some((event, _))) => {
+                    let kind = if next(2) == 0 {
+                        "m.read"
+                    } else {
+                        "m.read.private"
+                    };
+                    services
+                        .receipts
+                        .set(&big, &user(speaker), kind, &event, None)
+                        .unwrap();
+                    "receipt"
+                }
+                (9, _) => {
+                    let room = (next(2) == 0).then_some(&*big);
+                    let content = json!({"n": next(100)});
+                    services
+                        .account_data
+                        .set(&user(next(4)), room, "org.example.test", content)
+                        .unwrap();
+                    "account data"
+                }
+                (10, _) => {
+                    let membership = if dave_joined { "leave" } else { "join" };
+                    let pdu = PduTemplate::state(
+                        "m.room.member",
+                        users[3],
+                        json!({"membership": membership}),
+                    );
+                    rooms.append(&big, &user(3), pdu).await.unwrap();
+                    dave_joined = !dave_joined;
+                    "membership"
+                }
+                (11, Some((target, sender))) if sender != 3 || dave_joined => {
+                    let pdu = PduTemplate {
+                        kind: "m.room.redaction".into(),
+                        state_key: None,
+                        content: json!({"redacts": target}),
+                        redacts: Some(target.clone()),
+                    };
+                    rooms.append(&big, &user(sender), pdu).await.unwrap();
+                    "redaction"
+                }
+                _ => continue,
+            };
+            *done_count.entry(done).or_insert(0) += 1;
+            // As clients sync: the windows up to now, from each of the last few tokens.
+            let upto = services.stream.frontier();
+            for &since in positions.iter().rev().take(3) {
+                shared += check_shared_replies(sync, since, upto);
+            }
+            positions.push(upto);
+        }
+
+        assert!(
+            shared >= 100,
+            "the history exercised shared replies ({shared} of them)"
         );
     }
 }
