@@ -13,7 +13,6 @@ pub mod annotations;
 pub mod content;
 pub mod create;
 pub mod filter;
-pub mod message_positions;
 pub mod pipeline;
 pub mod power;
 pub mod reads;
@@ -21,6 +20,7 @@ pub mod recent;
 pub mod redaction;
 pub mod relations;
 pub mod reports;
+pub mod room_positions;
 pub mod roster;
 pub mod serve;
 pub mod state;
@@ -79,8 +79,9 @@ pub struct Rooms {
     /// sync of a user whose memberships didn't change since its token reads no member events
     /// of its own (see `membership_changed_after`).
     member_marks: crate::storage::stream_marks::StreamMarks,
-    /// Which of the newest positions are a room's messages (see `message_positions.rs`).
-    message_positions: message_positions::MessagePositions,
+    /// Which of the newest positions are one room's messages or shared ephemeral events (see
+    /// `room_positions.rs`).
+    room_positions: room_positions::RoomPositions,
 }
 
 impl Rooms {
@@ -115,7 +116,7 @@ impl Rooms {
             room_records: crate::util::GenerationalCache::new(16 * 1024),
             current_state: crate::util::GenerationalCache::new(64 * 1024),
             user_rooms: crate::util::GenerationalCache::new(16 * 1024),
-            message_positions: Default::default(),
+            room_positions: Default::default(),
         }
     }
 
@@ -125,10 +126,20 @@ impl Rooms {
         self.member_marks.changed_after(user_id, since)
     }
 
-    /// The room (short id and id) whose messages (events without a state key) are all of
-    /// `(since, upto]`, if known: then nothing else was written in that window, for anyone.
-    pub fn single_room_window(&self, since: u64, upto: u64) -> Option<(u64, OwnedRoomId)> {
-        self.message_positions.single_room(since, upto)
+    /// The room whose messages and shared ephemeral events are all of `(since, upto]`, if
+    /// known: then nothing else was written in that window, for anyone (`room_positions.rs`).
+    pub fn single_room_window(&self, since: u64, upto: u64) -> Option<room_positions::RoomWindow> {
+        self.room_positions.single_room(since, upto)
+    }
+
+    /// A typing change or public read receipt of the room is written at `pos`: call before
+    /// `pos` retires.
+    pub fn note_ephemeral(&self, pos: u64, room_id: &RoomId) -> crate::error::Result<()> {
+        if let Some(room) = self.room(room_id)? {
+            let write = room_positions::RoomWrite::Ephemeral;
+            self.room_positions.note(pos, room.short, room_id, write);
+        }
+        Ok(())
     }
 
     pub fn server_name(&self) -> &str {

@@ -377,8 +377,9 @@ impl Rooms {
             self.recent
                 .push(p.room_short, p.permit.pos(), p.event_short);
             if p.state_key_short.is_none() {
-                self.message_positions
-                    .note(p.permit.pos(), p.room_short, room_id);
+                let write = super::room_positions::RoomWrite::Message;
+                self.room_positions
+                    .note(p.permit.pos(), p.room_short, room_id, write);
             }
             if let Some(user) = &p.member {
                 self.member_marks.note(user, p.permit.pos());

@@ -111,6 +111,10 @@ impl Receipts {
         self.db.write(batch)?;
         let pos = permit.pos();
         self.marks.note(room_id.as_str(), pos);
+        // A private receipt is its owner's alone: never part of a shared reply.
+        if kind != READ_PRIVATE {
+            self.rooms.note_ephemeral(pos, room_id)?;
+        }
         drop(permit);
         let wake: Vec<String> = if kind == READ_PRIVATE {
             vec![user.to_string()]

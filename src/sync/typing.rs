@@ -62,6 +62,7 @@ impl Typing {
             room.pos = permit.pos();
         }
         let pos = permit.pos();
+        self.rooms.note_ephemeral(pos, room_id)?;
         drop(permit);
         self.wake_room(room_id, pos)
     }
@@ -111,6 +112,7 @@ impl Typing {
                     }
                 }
                 let pos = permit.pos();
+                let _ = self.rooms.note_ephemeral(pos, &room_id);
                 drop(permit);
                 let _ = self.wake_room(&room_id, pos);
             }

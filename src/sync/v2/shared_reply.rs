@@ -1,20 +1,23 @@
 //! One response for every reader a message reaches alike.
 //!
-//! Under fan-out one message wakes every member of its room, and for most of them the whole
-//! incremental response is the same bytes: the message in that room's timeline and nothing
+//! Under fan-out one message (or typing change, or read receipt) wakes every member of its
+//! room, and for most of them the whole incremental response is the same bytes: the message
+//! in that room's timeline, the typing or receipts in its `ephemeral` section, and nothing
 //! else. Working it out per reader walks all the reader's rooms and streams (a workspace user
 //! is in many channels) and serialises the result, once per reader. Instead, when it can be
 //! told cheaply that a reader's response is that common one, the reader gets the response made
 //! once, for the first of them, in both transports' forms.
 //!
 //! A reader's response to `(since, upto]` is the common one when:
-//! - every position in the window is a message (no state key) of one room
-//!   (`rooms/message_positions.rs`): then no other room, no state or membership change, no
-//!   typing, receipt, presence, account data or to-device message of anyone's is in it;
+//! - every position in the window is a message (no state key), typing change or public read
+//!   receipt of one room (`rooms/room_positions.rs`): then no other room, no state or
+//!   membership change, no private receipt, presence, account data or to-device message of
+//!   anyone's is in it;
 //! - the reader's memberships didn't change after `since` and it is joined to that room: it
 //!   was joined through the whole window, so it sees every event and needs no state (and a
 //!   join committed after `upto`, already in the room list, is not mistaken for one before);
-//! - its filter keeps the room and doesn't ask for `state_after` or full state; with
+//! - its filter keeps the room, lets typing and receipts through if the window has any, and
+//!   doesn't ask for `state_after` or full state; with
 //!   lazy-loaded members, the device already holds each sender's member event (nothing to add
 //!   to `state`). A gap (`limited`) hides no state change: the window has none.
 //!
@@ -38,8 +41,12 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use serde_json::json;
+
 use super::{Membership, SyncParams, SyncService, token};
 use crate::error::{Error, Result};
+use crate::rooms::filter::EventFilter;
+use crate::rooms::room_positions::RoomWindow;
 use crate::sync::response::{Events, RoomSection, SharedReply, SyncResponse, UnreadNotifications};
 use crate::sync::shared_timeline::SharedRaw;
 use crate::users::Identity;
@@ -58,10 +65,19 @@ impl SyncService {
         if params.full_state || params.use_state_after {
             return Ok(None);
         }
-        let Some((room_short, room_id)) = self.rooms.single_room_window(since, upto) else {
+        let Some(RoomWindow {
+            short: room_short,
+            id: room_id,
+            ephemeral,
+        }) = self.rooms.single_room_window(since, upto)
+        else {
             return Ok(None);
         };
+        // Typing and receipts go in as they are, so the reader's filter must let both through.
+        let all_ephemeral =
+            |f: &EventFilter| f.allows_type("m.typing") && f.allows_type("m.receipt");
         if !filter.allows_room(&room_id)
+            || (ephemeral && !all_ephemeral(&filter.ephemeral))
             || self
                 .rooms
                 .membership_changed_after(who.user_id.as_str(), since)
@@ -76,11 +92,12 @@ impl SyncService {
         let joined_through = Membership::Joined { in_window: false };
         let window =
             self.timeline_window(who, room_short, Some(since), upto, params, joined_through)?;
-        // Everything filtered out: no news here, which the full computation works out.
-        if window.entries.is_empty() {
+        // Nothing to show (messages filtered out, nothing ephemeral): the full computation
+        // finds no news here either.
+        if window.entries.is_empty() && !ephemeral {
             return Ok(None);
         }
-        if filter.state.lazy_load_members {
+        if filter.state.lazy_load_members && !window.entries.is_empty() {
             if filter.state.include_redundant_members {
                 return Ok(None);
             }
@@ -112,6 +129,22 @@ impl SyncService {
         if let Some(reply) = window.reply.get() {
             return Ok(Some(Arc::clone(reply)));
         }
+        // The room's typers and public receipts that changed in the window, as every member
+        // gets them (the window holds no private receipt).
+        let mut shared_ephemeral = Vec::new();
+        if ephemeral {
+            if let Some(typers) = self.typing.changed(&room_id, Some(since), upto) {
+                let typing = json!({ "type": "m.typing", "content": { "user_ids": typers } });
+                shared_ephemeral.push(typing);
+            }
+            let receipts = self
+                .receipts
+                .event_for(&room_id, &who.user_id, Some(since), upto)?;
+            shared_ephemeral.extend(receipts);
+        }
+        if window.entries.is_empty() && shared_ephemeral.is_empty() {
+            return Ok(None);
+        }
         let mut body = SyncResponse::empty(token(upto));
         body.rooms.join.insert(
             room_id.to_string(),
@@ -120,7 +153,7 @@ impl SyncService {
                 state: Some(Events::from(Vec::new())),
                 state_after: None,
                 account_data: Vec::new().into(),
-                ephemeral: Some(Vec::new().into()),
+                ephemeral: Some(shared_ephemeral.into()),
                 unread_notifications: Some(UnreadNotifications::default()),
                 summary: None,
             },
@@ -182,14 +215,11 @@ mod tests {
         room_id
     }
 
-    async fn say(services: &Services, room_id: &OwnedRoomId, user: &str) {
+    async fn say(services: &Services, room_id: &OwnedRoomId, user: &str) -> ruma::OwnedEventId {
         let message = PduTemplate::message("m.room.message", json!({"body": "hi"}));
         let user = OwnedUserId::try_from(user).unwrap();
-        services
-            .rooms
-            .append(room_id, &user, message)
-            .await
-            .unwrap();
+        let pdu = services.rooms.append(room_id, &user, message).await;
+        pdu.unwrap().event_id
     }
 
     /// The shared reply `who` must be given.
@@ -339,25 +369,43 @@ mod tests {
         let sync = &services.sync;
         let p = |since| params(since, SyncFilter::default());
 
-        // Typing in the window.
+        // Typing and a public receipt in the window go in everyone's reply alike…
         let since = services.stream.frontier();
-        say(&services, &room_id, "@alice:localhost").await;
+        let last = say(&services, &room_id, "@alice:localhost").await;
         let carol = device("@carol:localhost").user_id;
-        services
-            .typing
-            .set(&room_id, &carol, true, Duration::from_secs(10))
+        let typing = Duration::from_secs(10);
+        services.typing.set(&room_id, &carol, true, typing).unwrap();
+        let receipts = &services.receipts;
+        receipts
+            .set(&room_id, &carol, "m.read", &last, None)
             .unwrap();
         let upto = services.stream.frontier();
+        let reply = shared(sync, &bob, since, upto, &p(since));
+        let body = without_age(&reply.body);
+        let ephemeral = &body["rooms"]["join"][room_id.as_str()]["ephemeral"]["events"];
+        assert_eq!(ephemeral[0]["type"], "m.typing");
+        assert_eq!(ephemeral[1]["type"], "m.receipt");
+        assert_eq!(body, computed(sync, &bob, since, upto, &p(since)));
+        // …unless the reader's filter leaves one of them out…
+        let no_typing = json!({"room": {"ephemeral": {"not_types": ["m.typing"]}}});
+        let p_no_typing = params(since, SyncFilter::from_value(no_typing).unwrap());
         assert!(
-            sync.shared_reply(&bob, since, upto, &p(since))
+            sync.shared_reply(&bob, since, upto, &p_no_typing)
                 .unwrap()
                 .is_none()
         );
-        // The message alone, without the typing after it, is shared.
+        // …and a private receipt is its owner's alone.
+        let before_private = services.stream.frontier();
+        receipts
+            .set(&room_id, &carol, "m.read.private", &last, None)
+            .unwrap();
+        let after_private = services.stream.frontier();
+        let who_carol = device("@carol:localhost");
+        let p_private = p(before_private);
         assert!(
-            sync.shared_reply(&bob, since, since + 1, &p(since))
+            sync.shared_reply(&who_carol, before_private, after_private, &p_private)
                 .unwrap()
-                .is_some()
+                .is_none()
         );
 
         // A newcomer joined in the window gets the room's state: not shared.
@@ -448,6 +496,7 @@ mod tests {
             json!({}),
             json!({"room": {"state": {"lazy_load_members": true}}}),
             json!({"room": {"timeline": {"limit": 2, "not_types": ["m.reaction"]}}}),
+            json!({"room": {"ephemeral": {"not_types": ["m.typing"]}}}),
         ];
         let mut shared = 0;
         for reader in [
