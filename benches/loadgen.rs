@@ -94,6 +94,11 @@ struct Args {
     /// is in many channels; a sync is asked about all of them).
     #[arg(long, default_value_t = 0)]
     extra_rooms: usize,
+    /// fanout: the sender types before each message, as chat clients do (typing starts half a
+    /// send interval before the message and stops once it is sent: three stream writes per
+    /// message; needs --rate).
+    #[arg(long)]
+    typing: bool,
     /// fanout: sender requests in flight.
     #[arg(long, default_value_t = 1)]
     fanout_send_concurrency: usize,
@@ -540,6 +545,23 @@ impl User {
         .map(|_| ())
     }
 
+    async fn typing(&self, api: &Api, room: &str, typing: bool) -> Result<(), String> {
+        api.call(
+            0,
+            reqwest::Method::PUT,
+            &format!(
+                "{CLIENT_API}/rooms/{}/typing/{}",
+                enc(room),
+                enc(&self.user_id)
+            ),
+            Some(&self.token),
+            Some(&json!({"typing": typing, "timeout": 30000})),
+            &[200],
+        )
+        .await
+        .map(|_| ())
+    }
+
     async fn upload_filter(&self, api: &Api, ci: usize, filter: &Value) -> Result<String, String> {
         let (_, d) = api
             .call(
@@ -977,6 +999,7 @@ impl Bench {
             room: room.clone(),
             messages: m,
             rate: self.args.rate,
+            typing: self.args.typing && self.args.rate > 0.0,
             concurrency: self.args.fanout_send_concurrency.max(1),
         };
         let rate = self.args.rate;
@@ -1031,6 +1054,7 @@ impl Bench {
             json!({
                 "receivers": k,
                 "extra_rooms": self.args.extra_rooms,
+                "typing": self.args.typing,
                 "messages": m,
                 "transport": if ws { "websocket" } else { "long-poll" },
                 "ws_ack_every": if ws { json!(self.args.ws_ack_every.clamp(1, 8)) } else { Value::Null },
@@ -1107,6 +1131,8 @@ struct SendPlan {
     room: String,
     messages: usize,
     rate: f64,
+    /// Type before each message (see `--typing`).
+    typing: bool,
     concurrency: usize,
 }
 
@@ -1154,6 +1180,12 @@ impl SendPlan {
                     }
                     if this.rate > 0.0 {
                         let due = t_start + Duration::from_secs_f64(i as f64 / this.rate);
+                        if this.typing {
+                            let lead = Duration::from_secs_f64(0.5 / this.rate);
+                            tokio::time::sleep_until(due.checked_sub(lead).unwrap_or(due).into())
+                                .await;
+                            this.sender.typing(&this.api, &this.room, true).await?;
+                        }
                         tokio::time::sleep_until(due.into()).await;
                     }
                     let ctx = &this.ctx;
@@ -1167,6 +1199,9 @@ impl SendPlan {
                         .lock()
                         .unwrap()
                         .push(t.elapsed().as_secs_f64() * 1000.0);
+                    if this.typing {
+                        this.sender.typing(&this.api, &this.room, false).await?;
+                    }
                 }
             }
         });
