@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
+use super::filter::FilterKey;
 use super::response::SharedReply;
 use crate::rooms::reads::TimelineEntry;
 use crate::util::GenerationalCache;
@@ -66,7 +67,7 @@ pub struct WindowKey {
     pub since: u64,
     pub upto: u64,
     /// The timeline filter (its limit too), as [`crate::sync::filter::SyncFilter::timeline_key`] spells it.
-    pub filter: Arc<str>,
+    pub filter: FilterKey,
     pub annotation_epoch: u64,
 }
 
