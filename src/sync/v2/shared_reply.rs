@@ -17,9 +17,9 @@
 //!   was joined through the whole window, so it sees every event and needs no state (and a
 //!   join committed after `upto`, already in the room list, is not mistaken for one before);
 //! - its filter keeps the room, lets typing and receipts through if the window has any, and
-//!   doesn't ask for `state_after` or full state; with
-//!   lazy-loaded members, the device already holds each sender's member event (nothing to add
-//!   to `state`). A gap (`limited`) hides no state change: the window has none.
+//!   doesn't ask for `state_after` or full state; with lazy-loaded members, the device already
+//!   holds each sender's member event (nothing to add to `state`). A gap (`limited`) hides no
+//!   state change: the window has none.
 //!
 //! The timeline itself is the room's window, which the readers it looks the same to already
 //! share (same room, window, timeline filter and annotation epoch: `shared_timeline.rs`); a
