@@ -20,8 +20,10 @@
 
 use ruma::{OwnedRoomId, RoomId};
 
-/// Positions remembered: a window reaching further back than this is worked out in full.
-const SLOTS: usize = 4096;
+/// Positions remembered. A reader's window ends at the frontier it read, so only the newest
+/// positions are ever asked about: [`MAX_WINDOW`] of them, with room to spare for positions
+/// still in flight. (Each slot is some 40 bytes and a room id: this is resident memory.)
+const SLOTS: usize = 1024;
 /// The widest window answered from here (a reader further behind is rare and not hot).
 const MAX_WINDOW: u64 = 64;
 
