@@ -454,15 +454,7 @@ impl SyncService {
 
         let mut ephemeral = Vec::new();
         if membership != Membership::Left {
-            if let Some(typers) = self.typing.changed(room_id, since, upto) {
-                ephemeral.push(json!({ "type": "m.typing", "content": { "user_ids": typers } }));
-            }
-            if let Some(receipts) = self
-                .receipts
-                .event_for(room_id, &who.user_id, since, upto)?
-            {
-                ephemeral.push(receipts);
-            }
+            ephemeral = self.ephemeral(room_id, who, since, upto)?;
             ephemeral.retain(|e| {
                 e["type"]
                     .as_str()
@@ -493,6 +485,26 @@ impl SyncService {
             summary: summary.map(|(summary, _)| summary),
         };
         Ok((section, has_news))
+    }
+
+    /// The room's typing and receipts that changed in `(since, upto]`, as `who` sees them (others'
+    /// private receipts left out), before the filter.
+    fn ephemeral(
+        &self,
+        room_id: &RoomId,
+        who: &Identity,
+        since: Option<u64>,
+        upto: u64,
+    ) -> Result<Vec<Value>> {
+        let mut ephemeral = Vec::new();
+        if let Some(typers) = self.typing.changed(room_id, since, upto) {
+            ephemeral.push(json!({ "type": "m.typing", "content": { "user_ids": typers } }));
+        }
+        ephemeral.extend(
+            self.receipts
+                .event_for(room_id, &who.user_id, since, upto)?,
+        );
+        Ok(ephemeral)
     }
 
     /// The room's timeline for this response: up to the filter's limit of events in

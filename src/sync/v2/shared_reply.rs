@@ -41,8 +41,6 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use serde_json::json;
-
 use super::{Membership, SyncParams, SyncService, token};
 use crate::error::{Error, Result};
 use crate::rooms::filter::EventFilter;
@@ -130,18 +128,12 @@ impl SyncService {
             return Ok(Some(Arc::clone(reply)));
         }
         // The room's typers and public receipts that changed in the window, as every member
-        // gets them (the window holds no private receipt).
-        let mut shared_ephemeral = Vec::new();
-        if ephemeral {
-            if let Some(typers) = self.typing.changed(&room_id, Some(since), upto) {
-                let typing = json!({ "type": "m.typing", "content": { "user_ids": typers } });
-                shared_ephemeral.push(typing);
-            }
-            let receipts = self
-                .receipts
-                .event_for(&room_id, &who.user_id, Some(since), upto)?;
-            shared_ephemeral.extend(receipts);
-        }
+        // gets them (the window holds no private receipt), and every filter here lets through.
+        let shared_ephemeral = if ephemeral {
+            self.ephemeral(&room_id, who, Some(since), upto)?
+        } else {
+            Vec::new()
+        };
         if window.entries.is_empty() && shared_ephemeral.is_empty() {
             return Ok(None);
         }
