@@ -41,7 +41,7 @@ impl SyncReply {
     /// The WebSocket transport's message carrying the body (docs/websocket.md).
     pub fn to_ws_message(&self) -> serde_json::Result<Bytes> {
         match self {
-            Self::Made(_) => Ok(ws_message(&self.to_json()?)),
+            Self::Made(body) => ws_message(body),
             Self::Shared(shared) => Ok(shared.ws_message.clone()),
         }
     }
@@ -51,6 +51,7 @@ impl SyncReply {
 /// transports send.
 pub struct SharedReply {
     pub next_batch: String,
+    /// The body's JSON: the middle of `ws_message`, sharing its bytes.
     pub body: Bytes,
     /// [`ws_message`] of the body.
     pub ws_message: Bytes,
@@ -58,23 +59,25 @@ pub struct SharedReply {
 
 impl SharedReply {
     pub fn new(response: &SyncResponse) -> serde_json::Result<Self> {
-        let body = Bytes::from(serde_json::to_vec(response)?);
+        let ws_message = ws_message(response)?;
         Ok(Self {
             next_batch: response.next_batch.clone(),
-            ws_message: ws_message(&body),
-            body,
+            body: ws_message.slice(WS_HEAD.len()..ws_message.len() - WS_TAIL.len()),
+            ws_message,
         })
     }
 }
 
-/// `{"type": "sync", "body": …}`: a response as the WebSocket transport sends it.
-fn ws_message(body: &[u8]) -> Bytes {
-    const HEAD: &[u8] = br#"{"type":"sync","body":"#;
-    let mut message = Vec::with_capacity(HEAD.len() + body.len() + 1);
-    message.extend_from_slice(HEAD);
-    message.extend_from_slice(body);
-    message.push(b'}');
-    message.into()
+/// What the WebSocket transport puts around a body: `{"type": "sync", "body": …}`.
+const WS_HEAD: &[u8] = br#"{"type":"sync","body":"#;
+const WS_TAIL: &[u8] = b"}";
+
+/// A response as the WebSocket transport sends it, serialised straight into its envelope.
+fn ws_message(response: &SyncResponse) -> serde_json::Result<Bytes> {
+    let mut message = WS_HEAD.to_vec();
+    serde_json::to_writer(&mut message, response)?;
+    message.extend_from_slice(WS_TAIL);
+    Ok(message.into())
 }
 
 #[derive(Serialize)]
