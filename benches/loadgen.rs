@@ -930,8 +930,8 @@ impl Bench {
                 // Plain ws:// only: the receivers stamp arrivals on their own sockets.
                 let authority = raw_http::http_authority(&self.args.url)
                     .ok_or("fanout-ws needs an http:// URL")?;
-                let url = format!(
-                    "ws://{authority}/_matrix/client/unstable/org.roost.ws/sync?filter={}{presence}",
+                let path = format!(
+                    "/_matrix/client/unstable/org.roost.ws/sync?filter={}{presence}",
                     enc(fid)
                 );
                 let acks = AckPolicy {
@@ -939,7 +939,7 @@ impl Bench {
                     idle: Duration::from_millis(self.args.ws_ack_idle_ms),
                 };
                 tasks.push(tokio::spawn(ws_receiver(
-                    ctx, authority, url, token, since, acks,
+                    ctx, authority, path, token, since, acks,
                 )));
             } else {
                 let path = format!(
@@ -1469,14 +1469,16 @@ struct AckPolicy {
     idle: Duration,
 }
 
+/// `path` (with its query) on the server at `authority`, over plain `ws://`.
 async fn ws_receiver(
     ctx: Arc<FanCtx>,
     authority: String,
-    url: String,
+    path: String,
     token: String,
     mut since: String,
     acks: AckPolicy,
 ) {
+    let url = format!("ws://{authority}{path}");
     let mut seen = vec![false; ctx.m];
     let mut n_seen = 0;
     let mut first = true;
