@@ -1522,11 +1522,23 @@ async fn ws_receiver(
         }
         // Responses processed and not yet acknowledged.
         let mut unacked = 0;
+        // The quiet-stream ack: one timer, armed when the first response goes unacked and,
+        // when it fires early, re-armed to `acks.idle` after the last response (a timer set
+        // and cleared per response was a visible part of the load generator's CPU).
+        let quiet = tokio::time::sleep(Duration::ZERO);
+        tokio::pin!(quiet);
+        let mut last_response = tokio::time::Instant::now();
         while n_seen < ctx.m {
             let next = if unacked > 0 {
-                match tokio::time::timeout(acks.idle, ws.next()).await {
-                    Ok(next) => next,
-                    Err(_) => {
+                tokio::select! {
+                    biased;
+                    next = ws.next() => next,
+                    _ = &mut quiet => {
+                        let quiet_at = last_response + acks.idle;
+                        if tokio::time::Instant::now() < quiet_at {
+                            quiet.as_mut().reset(quiet_at);
+                            continue;
+                        }
                         // Quiet: acknowledge what is outstanding.
                         if let Err(e) = ws.send(ack_message(&since)).await {
                             ctx.sync_errors.fetch_add(1, Ordering::Relaxed);
@@ -1576,6 +1588,10 @@ async fn ws_receiver(
             }
             let Some(body) = parsed.body else { continue };
             since = ctx.process(body, t_rx, &mut seen, &mut n_seen);
+            last_response = tokio::time::Instant::now();
+            if unacked == 0 {
+                quiet.as_mut().reset(last_response + acks.idle);
+            }
             unacked += 1;
             if unacked >= acks.every {
                 if let Err(e) = ws.send(ack_message(&since)).await {

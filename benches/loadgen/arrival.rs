@@ -105,22 +105,34 @@ impl AsyncRead for ArrivalStream {
             ready!(this.inner.poll_read_ready(cx))?;
             // SAFETY: recvmsg only writes the bytes it reports, which are then marked filled.
             let unfilled = unsafe { buf.unfilled_mut() };
-            match this
-                .inner
-                .try_io(Interest::READABLE, || this.recv_stamped(unfilled))
-            {
-                Ok((n, stamp)) => {
-                    // SAFETY: recvmsg initialised the first n bytes.
-                    unsafe { buf.assume_init(n) };
-                    buf.advance(n);
-                    if let Some(stamp) = stamp {
-                        this.arrived_ns = stamp;
-                    }
-                    return Poll::Ready(Ok(()));
+            let room = unfilled.len();
+            // A read that didn't fill the buffer drained the socket (epoll is edge-triggered):
+            // its result is kept aside and the closure reports "would block", so tokio clears
+            // the readiness it saw before the read and the next read waits for the next edge
+            // instead of costing a `recvmsg` that returns EAGAIN, once per response. tokio's
+            // own TcpStream does the same; an edge that came during the read moved the
+            // readiness tick, and is not cleared.
+            let mut drained = None;
+            let read = this.inner.try_io(Interest::READABLE, || {
+                let (n, stamp) = this.recv_stamped(unfilled)?;
+                if 0 < n && n < room {
+                    drained = Some((n, stamp));
+                    return Err(io::ErrorKind::WouldBlock.into());
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(e) => return Poll::Ready(Err(e)),
+                Ok((n, stamp))
+            });
+            let (n, stamp) = match (read, drained) {
+                (_, Some(got)) | (Ok(got), None) => got,
+                (Err(e), None) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                (Err(e), None) => return Poll::Ready(Err(e)),
+            };
+            // SAFETY: recvmsg initialised the first n bytes.
+            unsafe { buf.assume_init(n) };
+            buf.advance(n);
+            if let Some(stamp) = stamp {
+                this.arrived_ns = stamp;
             }
+            return Poll::Ready(Ok(()));
         }
     }
 }
