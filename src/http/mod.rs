@@ -7,6 +7,7 @@
 pub mod auth;
 pub mod json;
 pub mod ruma;
+pub mod websocket;
 
 use std::any::Any;
 

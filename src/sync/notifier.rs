@@ -21,32 +21,83 @@ use tokio::sync::watch;
 
 use crate::storage::stream::StreamCounter;
 
-/// One counter per user that waiters watch; entries go once nobody watches.
+/// Something that takes a user's news itself when woken, instead of a task waking to look:
+/// a WebSocket connection writes the response shared by every reader of a message straight
+/// from the wake-up (`api/client/websocket/`). Called from whichever thread wakes the user,
+/// possibly from several at once.
+pub trait Listener: Send + Sync {
+    fn news(&self);
+}
+
+/// What wakes for one user.
+struct Waiters {
+    /// Counted up on news; long-polls wait for it to move.
+    counter: watch::Sender<u64>,
+    listeners: Vec<Arc<dyn Listener>>,
+}
+
+/// Each user's waiters; entries go once nobody waits.
 #[derive(Default)]
-struct UserChannels(Mutex<HashMap<String, watch::Sender<u64>>>);
+struct UserChannels(Mutex<HashMap<String, Waiters>>);
 
 impl UserChannels {
-    fn subscribe(&self, user_id: &str) -> watch::Receiver<u64> {
-        self.0
-            .lock()
-            .entry(user_id.to_owned())
-            .or_insert_with(|| watch::channel(0).0)
-            .subscribe()
+    fn entry<'a>(users: &'a mut HashMap<String, Waiters>, user_id: &str) -> &'a mut Waiters {
+        users.entry(user_id.to_owned()).or_insert_with(|| Waiters {
+            counter: watch::channel(0).0,
+            listeners: Vec::new(),
+        })
     }
 
-    fn bump<S: AsRef<str>>(&self, user_ids: impl IntoIterator<Item = S>) {
+    fn subscribe(&self, user_id: &str) -> watch::Receiver<u64> {
+        Self::entry(&mut self.0.lock(), user_id).counter.subscribe()
+    }
+
+    fn listen(&self, user_id: &str, listener: Arc<dyn Listener>) {
+        Self::entry(&mut self.0.lock(), user_id)
+            .listeners
+            .push(listener);
+    }
+
+    fn unlisten(&self, user_id: &str, listener: &Arc<dyn Listener>) {
+        let mut users = self.0.lock();
+        if let Some(waiters) = users.get_mut(user_id) {
+            waiters.listeners.retain(|l| !Arc::ptr_eq(l, listener));
+            if waiters.listeners.is_empty() && waiters.counter.receiver_count() == 0 {
+                users.remove(user_id);
+            }
+        }
+    }
+
+    /// Count the users' counters up; the listeners among them, to be told.
+    fn bump<S: AsRef<str>>(&self, user_ids: impl IntoIterator<Item = S>) -> Vec<Arc<dyn Listener>> {
+        let mut listeners = Vec::new();
         let mut users = self.0.lock();
         for user in user_ids {
             let user = user.as_ref();
-            if let Some(sender) = users.get(user) {
-                if sender.receiver_count() == 0 {
-                    // Nobody listens any more: forget the channel so the map stays small.
+            if let Some(waiters) = users.get_mut(user) {
+                listeners.extend(waiters.listeners.iter().cloned());
+                if waiters.counter.receiver_count() > 0 {
+                    waiters.counter.send_modify(|n| *n += 1);
+                } else if waiters.listeners.is_empty() {
+                    // Nobody waits any more: forget the user so the map stays small.
                     users.remove(user);
-                } else {
-                    sender.send_modify(|n| *n += 1);
                 }
             }
         }
+        listeners
+    }
+}
+
+/// A listener's registration: it is told of its user's news until this is dropped.
+pub struct Listening {
+    notifier: Arc<Notifier>,
+    user_id: String,
+    listener: Arc<dyn Listener>,
+}
+
+impl Drop for Listening {
+    fn drop(&mut self) {
+        self.notifier.users.unlisten(&self.user_id, &self.listener);
     }
 }
 
@@ -81,6 +132,17 @@ impl Notifier {
     /// message.
     pub fn watch_sessions(&self, user_id: &str) -> watch::Receiver<u64> {
         self.sessions.subscribe(user_id)
+    }
+
+    /// Tell `listener` of the user's news (as [`Self::subscribe`]'s receiver would change)
+    /// for as long as the registration is kept.
+    pub fn listen(self: &Arc<Self>, user_id: &str, listener: Arc<dyn Listener>) -> Listening {
+        self.users.listen(user_id, Arc::clone(&listener));
+        Listening {
+            notifier: Arc::clone(self),
+            user_id: user_id.to_owned(),
+            listener,
+        }
     }
 
     /// Devices or tokens of these users were removed.
@@ -134,7 +196,36 @@ impl Notifier {
     }
 
     fn wake<S: AsRef<str>>(&self, user_ids: impl IntoIterator<Item = S>) {
-        self.users.bump(user_ids);
+        tell(self.users.bump(user_ids));
+    }
+}
+
+/// Listeners per task when telling many: a message to a room of thousands is told on every
+/// core, and a handful on one.
+const LISTENERS_PER_TASK: usize = 64;
+
+/// Tell the listeners, on the runtime's threads (not the committing request's: a listener
+/// writes to a socket), split across them when there are many. Without a runtime (unit
+/// tests), here.
+fn tell(listeners: Vec<Arc<dyn Listener>>) {
+    if listeners.is_empty() {
+        return;
+    }
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        listeners.iter().for_each(|l| l.news());
+        return;
+    };
+    let threads = runtime.metrics().num_workers().max(1);
+    let per_task = listeners.len().div_ceil(threads).max(LISTENERS_PER_TASK);
+    let mut listeners = listeners;
+    while !listeners.is_empty() {
+        let chunk = listeners.split_off(listeners.len().saturating_sub(per_task));
+        // Unconstrained: tokio's cooperative budget would make every socket write after
+        // the 128th of the task's turn say "not now" (to a listener, that means waking
+        // the connection's task to write instead).
+        runtime.spawn(tokio::task::unconstrained(async move {
+            chunk.iter().for_each(|l| l.news())
+        }));
     }
 }
 

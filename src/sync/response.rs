@@ -14,6 +14,7 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 
 use super::shared_timeline::SharedRaw;
+use crate::http::websocket;
 
 /// What a sync answers: a response made for its reader, or one made once and shared by every
 /// reader it is the same for (`sync/v2/shared_reply.rs`).
@@ -38,11 +39,12 @@ impl SyncReply {
         }
     }
 
-    /// The WebSocket transport's message carrying the body (docs/websocket.md).
-    pub fn to_ws_message(&self) -> serde_json::Result<Bytes> {
+    /// The WebSocket transport's message carrying the body (docs/websocket.md), as a whole
+    /// text frame.
+    pub fn to_ws_frame(&self) -> serde_json::Result<Bytes> {
         match self {
-            Self::Made(body) => ws_message(body),
-            Self::Shared(shared) => Ok(shared.ws_message.clone()),
+            Self::Made(body) => ws_frame(body).map(|(frame, _)| frame),
+            Self::Shared(shared) => Ok(shared.ws_frame.clone()),
         }
     }
 }
@@ -50,20 +52,24 @@ impl SyncReply {
 /// A response serialised once for all the readers it is the same for, in both the forms the
 /// transports send.
 pub struct SharedReply {
+    /// The stream position the response ends at (its `next_batch`).
+    pub pos: u64,
     pub next_batch: String,
-    /// The body's JSON: the middle of `ws_message`, sharing its bytes.
+    /// The body's JSON: the middle of `ws_frame`, sharing its bytes.
     pub body: Bytes,
-    /// [`ws_message`] of the body.
-    pub ws_message: Bytes,
+    /// [`ws_frame`] of the body: the same bytes for every connection (a server's frames are
+    /// not masked), written as they are.
+    pub ws_frame: Bytes,
 }
 
 impl SharedReply {
-    pub fn new(response: &SyncResponse) -> serde_json::Result<Self> {
-        let ws_message = ws_message(response)?;
+    pub fn new(pos: u64, response: &SyncResponse) -> serde_json::Result<Self> {
+        let (ws_frame, header) = ws_frame(response)?;
         Ok(Self {
+            pos,
             next_batch: response.next_batch.clone(),
-            body: ws_message.slice(WS_HEAD.len()..ws_message.len() - WS_TAIL.len()),
-            ws_message,
+            body: ws_frame.slice(header + WS_HEAD.len()..ws_frame.len() - WS_TAIL.len()),
+            ws_frame,
         })
     }
 }
@@ -72,12 +78,14 @@ impl SharedReply {
 const WS_HEAD: &[u8] = br#"{"type":"sync","body":"#;
 const WS_TAIL: &[u8] = b"}";
 
-/// A response as the WebSocket transport sends it, serialised straight into its envelope.
-fn ws_message(response: &SyncResponse) -> serde_json::Result<Bytes> {
-    let mut message = WS_HEAD.to_vec();
+/// A response as the WebSocket transport sends it, serialised straight into its envelope
+/// inside a text frame; also the length of the frame's header.
+fn ws_frame(response: &SyncResponse) -> serde_json::Result<(Bytes, usize)> {
+    let mut message = websocket::start_text_frame(1024);
+    message.extend_from_slice(WS_HEAD);
     serde_json::to_writer(&mut message, response)?;
     message.extend_from_slice(WS_TAIL);
-    Ok(message.into())
+    Ok(websocket::finish_text_frame(message))
 }
 
 #[derive(Serialize)]

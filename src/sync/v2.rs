@@ -20,7 +20,8 @@ use super::lazy_members::{DeviceMembers, SentMembers};
 use super::presence::Presence;
 use super::receipts::Receipts;
 use super::response::{
-    Events, RoomSection, RoomsSection, SyncReply, SyncResponse, Timeline, UnreadNotifications,
+    Events, RoomSection, RoomsSection, SharedReply, SyncReply, SyncResponse, Timeline,
+    UnreadNotifications,
 };
 use super::shared_timeline::{SharedRaw, SharedTimelines, TimelineWindow, WindowKey};
 use super::to_device::ToDevice;
@@ -96,6 +97,16 @@ pub fn token(pos: u64) -> String {
     format!("s{pos}")
 }
 
+/// [`SyncService::shared_news`]'s answer.
+pub enum SharedNews {
+    /// Nothing after `since` yet.
+    Nothing,
+    /// The response shared by every reader it is the same for (it ends at its `pos`).
+    Shared(Arc<SharedReply>),
+    /// Something else: the full computation must tell.
+    Other,
+}
+
 /// The user's membership in a room being synced.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Membership {
@@ -165,23 +176,8 @@ impl SyncService {
         let deadline = params.timeout.map(|t| tokio::time::Instant::now() + t);
         let mut timed_out = false;
         loop {
-            let upto = self.stream.frontier();
-            let since = params.since.map(|s| s.min(upto));
-            // Everything a response carries sits on the stream: with `since` at the frontier
-            // there can be nothing new, so a client coming straight back after a response
-            // waits without a computation (half of all long-poll work under fan-out).
-            let nothing_new = since == Some(upto) && !params.full_state && !timed_out;
-            if !nothing_new {
-                // Under fan-out, usually one response serves all of a message's readers.
-                if let Some(since) = since
-                    && let Some(reply) = self.shared_reply(who, since, upto, params)?
-                {
-                    return Ok((SyncReply::Shared(reply), true));
-                }
-                let (body, has_news) = self.compute(who, since, upto, params)?;
-                if has_news || since.is_none() || params.full_state || timed_out {
-                    return Ok((SyncReply::Made(Box::new(body)), has_news));
-                }
+            if let Some(reply) = self.answer(who, params, timed_out)? {
+                return Ok(reply);
             }
             let woken = match deadline {
                 Some(deadline) => tokio::time::timeout_at(deadline, wake.changed())
@@ -193,6 +189,59 @@ impl SyncService {
                 timed_out = true;
             }
         }
+    }
+
+    /// The response to `params` as things stand, without waiting: `None` when it would be
+    /// empty and an empty one isn't due (an incremental sync with nothing new before its
+    /// timeout). The flag says whether the response carries anything.
+    pub fn answer(
+        &self,
+        who: &Identity,
+        params: &SyncParams,
+        timed_out: bool,
+    ) -> Result<Option<(SyncReply, bool)>> {
+        let upto = self.stream.frontier();
+        let since = params.since.map(|s| s.min(upto));
+        // Everything a response carries sits on the stream: with `since` at the frontier
+        // there can be nothing new, so a client coming straight back after a response
+        // waits without a computation (half of all long-poll work under fan-out).
+        if since == Some(upto) && !params.full_state && !timed_out {
+            return Ok(None);
+        }
+        // Under fan-out, usually one response serves all of a message's readers.
+        if let Some(since) = since
+            && let Some(reply) = self.shared_reply(who, since, upto, params)?
+        {
+            return Ok(Some((SyncReply::Shared(reply), true)));
+        }
+        let (body, has_news) = self.compute(who, since, upto, params)?;
+        if has_news || since.is_none() || params.full_state || timed_out {
+            return Ok(Some((SyncReply::Made(Box::new(body)), has_news)));
+        }
+        Ok(None)
+    }
+
+    /// For a connection that holds everything up to `since` and is told there is news: what
+    /// it is, if that can be told without the full computation (`params` is the connection's,
+    /// its own `since` aside). A connection answers its news from the notifier's thread this
+    /// way, without waking its own task.
+    pub fn shared_news(
+        &self,
+        who: &Identity,
+        since: Option<u64>,
+        params: &SyncParams,
+    ) -> Result<SharedNews> {
+        let upto = self.stream.frontier();
+        let Some(since) = since else {
+            return Ok(SharedNews::Other);
+        };
+        if since >= upto {
+            return Ok(SharedNews::Nothing);
+        }
+        Ok(match self.shared_reply(who, since, upto, params)? {
+            Some(reply) => SharedNews::Shared(reply),
+            None => SharedNews::Other,
+        })
     }
 
     fn compute(

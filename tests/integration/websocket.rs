@@ -367,3 +367,135 @@ async fn an_oversized_client_message_closes_the_socket() {
     let closed = close_code(&mut socket).await;
     assert_eq!(closed, Some(1009), "{initial}");
 }
+
+/// Messages read in order until `n` have come, acknowledging each response.
+async fn read_messages(socket: &mut Socket, room: &str, n: usize) -> Vec<String> {
+    let mut got = Vec::new();
+    while got.len() < n {
+        let body = next_sync(socket).await;
+        got.extend(messages(&body, room));
+        ack(socket, &body).await;
+    }
+    got
+}
+
+/// Most responses under fan-out are written by the wake-up itself, not the connection's task;
+/// several sockets reading one room each get every message once, in order, whoever wrote it.
+#[tokio::test]
+async fn several_sockets_each_get_every_message_of_a_burst_once_in_order() {
+    let server = Server::start().await;
+    let (sender, reader, room) = setup(&server).await;
+    let mut readers = vec![reader];
+    for _ in 0..3 {
+        let (_, token, _) = server.register(&unique("wsm"), "pw").await;
+        server
+            .request(
+                Method::POST,
+                &format!("/_matrix/client/v3/join/{room}"),
+                Some(&token),
+                Some(json!({})),
+            )
+            .await;
+        readers.push(token);
+    }
+    let mut sockets = Vec::new();
+    for token in &readers {
+        let mut socket = connect(&server, Some(token), None).await.unwrap();
+        let initial = next_sync(&mut socket).await;
+        ack(&mut socket, &initial).await;
+        sockets.push(socket);
+    }
+    let sent: Vec<String> = (0..40).map(|i| format!("b{i}")).collect();
+    let readers = sockets.into_iter().map(|mut socket| {
+        let room = room.clone();
+        tokio::spawn(async move { read_messages(&mut socket, &room, 40).await })
+    });
+    let readers: Vec<_> = readers.collect();
+    for body in &sent {
+        send(&server, &sender, &room, body).await;
+    }
+    for reader in readers {
+        assert_eq!(reader.await.unwrap(), sent);
+    }
+}
+
+/// A client that doesn't read fills its socket: what the kernel can't take waits, in order,
+/// for the client to read on (and the window still bounds how much is made).
+#[tokio::test]
+async fn a_client_that_reads_slowly_gets_every_message_once_in_order() {
+    let server = Server::start().await;
+    let (sender, reader, room) = setup(&server).await;
+    // A small receive buffer, so that the server's writes fill it at once.
+    let addr = server.base.trim_start_matches("http://").to_owned();
+    let tcp = tokio::net::TcpSocket::new_v4().unwrap();
+    tcp.set_recv_buffer_size(4096).unwrap();
+    let stream = tcp.connect(addr.parse().unwrap()).await.unwrap();
+    // Room in every timeline for all that accumulates while the client doesn't read.
+    let filter = "%7B%22room%22%3A%7B%22timeline%22%3A%7B%22limit%22%3A50%7D%7D%7D";
+    let mut request = format!("ws://{addr}{PATH}?filter={filter}")
+        .into_client_request()
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("authorization", format!("Bearer {reader}").parse().unwrap());
+    let stream = tokio_tungstenite::MaybeTlsStream::Plain(stream);
+    let (mut socket, _) = tokio_tungstenite::client_async(request, stream)
+        .await
+        .unwrap();
+    let initial = next_sync(&mut socket).await;
+    ack(&mut socket, &initial).await;
+    // Each message alone is larger than the client's buffer, and all of them more than the
+    // kernel buffers on both sides.
+    let sent: Vec<String> = (0..24)
+        .map(|i| format!("{i}{}", "x".repeat(60_000)))
+        .collect();
+    for body in &sent {
+        send(&server, &sender, &room, body).await;
+    }
+    assert_eq!(read_messages(&mut socket, &room, sent.len()).await, sent);
+}
+
+/// The server answers a client's ping with its payload, and takes an ack sent in fragments.
+#[tokio::test]
+async fn pings_are_answered_and_a_fragmented_ack_is_taken() {
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    let server = Server::start().await;
+    let (sender, reader, room) = setup(&server).await;
+    let mut socket = connect(&server, Some(&reader), None).await.unwrap();
+    let initial = next_sync(&mut socket).await;
+    socket
+        .send(Message::Ping(b"are you there".to_vec().into()))
+        .await
+        .unwrap();
+    let pong = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            if let Some(Ok(Message::Pong(payload))) = socket.next().await {
+                return payload;
+            }
+        }
+    })
+    .await
+    .expect("a pong");
+    assert_eq!(&pong[..], b"are you there");
+    // The ack of the initial sync, in two frames.
+    let ack = json!({ "type": "ack", "next_batch": initial["next_batch"] }).to_string();
+    let (first, rest) = ack.split_at(10);
+    for (part, opcode, fin) in [
+        (first, OpCode::Data(Data::Text), false),
+        (rest, OpCode::Data(Data::Continue), true),
+    ] {
+        let frame = Frame::message(part.as_bytes().to_vec(), opcode, fin);
+        socket.send(Message::Frame(frame)).await.unwrap();
+    }
+    // Taken: the window has room for eight more without another ack (an ack the server didn't
+    // understand would have closed the socket).
+    let mut got = Vec::new();
+    for i in 0..8 {
+        send(&server, &sender, &room, &format!("f{i}")).await;
+        while got.len() <= i {
+            got.extend(messages(&next_sync(&mut socket).await, &room));
+        }
+    }
+    assert_eq!(got, (0..8).map(|i| format!("f{i}")).collect::<Vec<_>>());
+}

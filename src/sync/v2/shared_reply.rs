@@ -150,7 +150,7 @@ impl SyncService {
                 summary: None,
             },
         );
-        let reply = Arc::new(SharedReply::new(&body).map_err(Error::internal)?);
+        let reply = Arc::new(SharedReply::new(upto, &body).map_err(Error::internal)?);
         Ok(Some(Arc::clone(window.reply.get_or_init(|| reply))))
     }
 }
@@ -259,7 +259,14 @@ mod tests {
             computed(sync, &bob, since, upto, &p)
         );
         assert_eq!(for_bob.next_batch, format!("s{upto}"));
-        let ws: serde_json::Value = serde_json::from_slice(&for_bob.ws_message).unwrap();
+        // One whole text frame, its payload the transport's message around the body.
+        let mut frame = std::io::Cursor::new(&for_bob.ws_frame[..]);
+        let (header, len) = tungstenite::protocol::frame::FrameHeader::parse(&mut frame)
+            .unwrap()
+            .unwrap();
+        let payload = &for_bob.ws_frame[frame.position() as usize..];
+        assert!(header.is_final && header.mask.is_none() && len == payload.len() as u64);
+        let ws: serde_json::Value = serde_json::from_slice(payload).unwrap();
         assert_eq!(ws["type"], "sync");
         assert_eq!(
             ws["body"],
