@@ -33,15 +33,15 @@ use std::time::{Duration, Instant};
 mod arrival;
 #[path = "loadgen/raw_http.rs"]
 mod raw_http;
+#[path = "loadgen/ws_client.rs"]
+mod ws_client;
 
 use clap::Parser;
-use futures_util::{SinkExt as _, StreamExt as _, stream};
+use futures_util::{StreamExt as _, stream};
 use hmac::{Hmac, KeyInit, Mac};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sha1::Sha1;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 
 /// mimalloc, as the server uses: glibc's malloc and free were a tenth of the machine's CPU
 /// under fan-out, all of it load generator overhead.
@@ -1478,35 +1478,19 @@ async fn ws_receiver(
     mut since: String,
     acks: AckPolicy,
 ) {
-    let url = format!("ws://{authority}{path}");
     let mut seen = vec![false; ctx.m];
     let mut n_seen = 0;
     let mut first = true;
+    // Masking keys differ per connection.
+    static CONNECTIONS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
     'outer: while n_seen < ctx.m && !ctx.stop.load(Ordering::Relaxed) {
-        let mut req = match format!("{url}&since={}", enc(&since)).into_client_request() {
-            Ok(r) => r,
-            Err(e) => {
-                log_err_once(&ctx, &format!("bad ws url: {e}"));
-                break;
-            }
-        };
-        req.headers_mut().insert(
-            "Authorization",
-            format!("Bearer {token}").parse().expect("header value"),
-        );
-        // A 4 KiB read buffer: tungstenite zero-fills its read buffer on every read, and with
-        // the 128 KiB default that memset was over half of the load generator's CPU.
-        let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
-            .read_buffer_size(4096)
-            .write_buffer_size(0);
-        let connected = match arrival::ArrivalStream::connect(&authority).await {
-            Ok(stream) => {
-                tokio_tungstenite::client_async_with_config(req, stream, Some(config)).await
-            }
-            Err(e) => Err(e.into()),
-        };
+        let full_path = format!("{path}&since={}", enc(&since));
+        let seed = CONNECTIONS
+            .fetch_add(1, Ordering::Relaxed)
+            .wrapping_mul(2_654_435_761);
+        let connected = ws_client::WsClient::connect(&authority, &full_path, &token, seed).await;
         let mut ws = match connected {
-            Ok((ws, _)) => ws,
+            Ok(ws) => ws,
             Err(e) => {
                 ctx.sync_errors.fetch_add(1, Ordering::Relaxed);
                 log_err_once(&ctx, &format!("ws connect: {e}"));
@@ -1540,7 +1524,7 @@ async fn ws_receiver(
                             continue;
                         }
                         // Quiet: acknowledge what is outstanding.
-                        if let Err(e) = ws.send(ack_message(&since)).await {
+                        if let Err(e) = ws.send_text(&ack_message(&since)).await {
                             ctx.sync_errors.fetch_add(1, Ordering::Relaxed);
                             log_err_once(&ctx, &format!("ws ack: {e}"));
                             continue 'outer;
@@ -1552,30 +1536,21 @@ async fn ws_receiver(
             } else {
                 ws.next().await
             };
-            let msg = match next {
-                Some(Ok(m)) => m,
-                Some(Err(e)) => {
+            let text = match next {
+                Ok(ws_client::Incoming::Text(text)) => text,
+                Ok(ws_client::Incoming::Close(code)) => {
+                    ctx.sync_errors.fetch_add(1, Ordering::Relaxed);
+                    log_err_once(&ctx, &format!("ws close frame: {code:?}"));
+                    continue 'outer;
+                }
+                Err(e) => {
                     ctx.sync_errors.fetch_add(1, Ordering::Relaxed);
                     log_err_once(&ctx, &format!("ws read: {e}"));
                     continue 'outer;
                 }
-                None => {
-                    ctx.sync_errors.fetch_add(1, Ordering::Relaxed);
-                    log_err_once(&ctx, "ws closed by server");
-                    continue 'outer;
-                }
             };
-            let t_rx = ctx.arrival(ws.get_ref().arrived_ns(), Instant::now());
-            let text = match msg {
-                Message::Text(t) => t,
-                Message::Close(f) => {
-                    ctx.sync_errors.fetch_add(1, Ordering::Relaxed);
-                    log_err_once(&ctx, &format!("ws close frame: {f:?}"));
-                    continue 'outer;
-                }
-                _ => continue,
-            };
-            let parsed: WsMsg = match serde_json::from_str(text.as_str()) {
+            let t_rx = ctx.arrival(ws.arrived_ns(), Instant::now());
+            let parsed: WsMsg = match serde_json::from_slice(&text) {
                 Ok(p) => p,
                 Err(e) => {
                     ctx.sync_errors.fetch_add(1, Ordering::Relaxed);
@@ -1594,7 +1569,7 @@ async fn ws_receiver(
             }
             unacked += 1;
             if unacked >= acks.every {
-                if let Err(e) = ws.send(ack_message(&since)).await {
+                if let Err(e) = ws.send_text(&ack_message(&since)).await {
                     ctx.sync_errors.fetch_add(1, Ordering::Relaxed);
                     log_err_once(&ctx, &format!("ws ack: {e}"));
                     continue 'outer;
@@ -1602,13 +1577,15 @@ async fn ws_receiver(
                 unacked = 0;
             }
         }
-        let _ = ws.close(None).await;
+        ws.close().await;
     }
     ctx.done.fetch_add(1, Ordering::Relaxed);
 }
 
-fn ack_message(next_batch: &str) -> Message {
-    Message::text(json!({"type": "ack", "next_batch": next_batch}).to_string())
+fn ack_message(next_batch: &str) -> Vec<u8> {
+    json!({"type": "ack", "next_batch": next_batch})
+        .to_string()
+        .into_bytes()
 }
 
 #[tokio::main]
