@@ -33,6 +33,8 @@ use std::time::{Duration, Instant};
 mod arrival;
 #[path = "loadgen/raw_http.rs"]
 mod raw_http;
+#[path = "loadgen/scan.rs"]
+mod scan;
 #[path = "loadgen/ws_client.rs"]
 mod ws_client;
 
@@ -1267,28 +1269,41 @@ impl FanCtx {
         seen: &mut [bool],
         n_seen: &mut usize,
     ) -> String {
-        self.sync_responses.fetch_add(1, Ordering::Relaxed);
         let next_batch = resp.next_batch.into_owned();
-        let Some(tl) = resp
+        let timeline = resp
             .rooms
             .and_then(|r| r.join.into_iter().find(|(id, _)| *id == self.room))
-            .and_then(|(_, j)| j.timeline)
-        else {
+            .and_then(|(_, j)| j.timeline);
+        let Some(tl) = timeline else {
+            self.record(std::iter::empty(), false, rx, seen, n_seen);
             return next_batch;
         };
-        if tl.limited {
+        let seqs = tl.events.into_iter().filter_map(|ev| {
+            let c = ev.content?;
+            (c.mxbench_run.as_deref() == Some(self.tag.as_str()))
+                .then_some(c.mxbench_seq)
+                .flatten()
+        });
+        self.record(seqs, tl.limited, rx, seen, n_seen);
+        next_batch
+    }
+
+    /// Records one response's deliveries: the sequence numbers of the run's messages in it.
+    fn record(
+        &self,
+        seqs: impl Iterator<Item = u64>,
+        limited: bool,
+        rx: Arrival,
+        seen: &mut [bool],
+        n_seen: &mut usize,
+    ) {
+        self.sync_responses.fetch_add(1, Ordering::Relaxed);
+        if limited {
             self.limited.fetch_add(1, Ordering::Relaxed);
         }
         let mut lat = Vec::new();
         let mut processed = Vec::new();
-        for ev in tl.events {
-            let Some(c) = ev.content else { continue };
-            if c.mxbench_run.as_deref() != Some(self.tag.as_str()) {
-                continue;
-            }
-            let Some(sq) = c.mxbench_seq else {
-                continue;
-            };
+        for sq in seqs {
             let sq = sq as usize;
             if sq >= self.m || seen[sq] {
                 continue;
@@ -1310,7 +1325,6 @@ impl FanCtx {
             self.last_delivery
                 .fetch_max(rx.processed, Ordering::Relaxed);
         }
-        next_batch
     }
 }
 
@@ -1481,6 +1495,8 @@ async fn ws_receiver(
     let mut seen = vec![false; ctx.m];
     let mut n_seen = 0;
     let mut first = true;
+    let scanner = scan::Scanner::new(&ctx.tag);
+    let mut seqs = Vec::new();
     // Masking keys differ per connection.
     static CONNECTIONS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
     'outer: while n_seen < ctx.m && !ctx.stop.load(Ordering::Relaxed) {
@@ -1506,6 +1522,8 @@ async fn ws_receiver(
         }
         // Responses processed and not yet acknowledged.
         let mut unacked = 0;
+        // Responses on this connection so far.
+        let mut checked = 0;
         // The quiet-stream ack: one timer, armed when the first response goes unacked and,
         // when it fires early, re-armed to `acks.idle` after the last response (a timer set
         // and cleared per response was a visible part of the load generator's CPU).
@@ -1550,19 +1568,31 @@ async fn ws_receiver(
                 }
             };
             let t_rx = ctx.arrival(ws.arrived_ns(), Instant::now());
-            let parsed: WsMsg = match serde_json::from_slice(&text) {
-                Ok(p) => p,
-                Err(e) => {
-                    ctx.sync_errors.fetch_add(1, Ordering::Relaxed);
-                    log_err_once(&ctx, &format!("bad ws message: {e}"));
+            let scanned = scanner.scan(&text, &mut seqs);
+            if checked == 0 && !scan::agrees(scanned, &seqs, &text, &ctx.room, &ctx.tag) {
+                ctx.sync_errors.fetch_add(1, Ordering::Relaxed);
+                log_err_once(&ctx, "the scan of a message disagrees with its parse");
+            }
+            checked += 1;
+            if let Some(next_batch) = scanned {
+                ctx.record(seqs.drain(..), false, t_rx, &mut seen, &mut n_seen);
+                since.clear();
+                since.push_str(next_batch);
+            } else {
+                let parsed: WsMsg = match serde_json::from_slice(&text) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        ctx.sync_errors.fetch_add(1, Ordering::Relaxed);
+                        log_err_once(&ctx, &format!("bad ws message: {e}"));
+                        continue;
+                    }
+                };
+                if parsed.kind != "sync" {
                     continue;
                 }
-            };
-            if parsed.kind != "sync" {
-                continue;
+                let Some(body) = parsed.body else { continue };
+                since = ctx.process(body, t_rx, &mut seen, &mut n_seen);
             }
-            let Some(body) = parsed.body else { continue };
-            since = ctx.process(body, t_rx, &mut seen, &mut n_seen);
             last_response = tokio::time::Instant::now();
             if unacked == 0 {
                 quiet.as_mut().reset(last_response + acks.idle);
