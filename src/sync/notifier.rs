@@ -1,4 +1,4 @@
-//! The notifier: wakes the long-polls (and later WebSockets) of the users a commit touches.
+//! The notifier: wakes the long-polls and WebSocket connections of the users a commit touches.
 //!
 //! A waiter subscribes *before* it reads what is new, then waits for its user's counter to
 //! move: a commit that lands between the read and the wait still changes the counter the waiter

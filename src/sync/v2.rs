@@ -38,6 +38,8 @@ use crate::users::account_data::AccountData;
 
 mod shared_reply;
 
+pub use shared_reply::JoinedMemo;
+
 /// Timeline events per room when the filter names no limit.
 const DEFAULT_TIMELINE_LIMIT: usize = 10;
 /// State types shown for invites and knocks (stripped state).
@@ -210,7 +212,7 @@ impl SyncService {
         }
         // Under fan-out, usually one response serves all of a message's readers.
         if let Some(since) = since
-            && let Some(reply) = self.shared_reply(who, since, upto, params)?
+            && let Some(reply) = self.shared_reply(who, since, upto, params, None)?
         {
             return Ok(Some((SyncReply::Shared(reply), true)));
         }
@@ -230,6 +232,7 @@ impl SyncService {
         who: &Identity,
         since: Option<u64>,
         params: &SyncParams,
+        memo: &mut JoinedMemo,
     ) -> Result<SharedNews> {
         let upto = self.stream.frontier();
         let Some(since) = since else {
@@ -238,10 +241,12 @@ impl SyncService {
         if since >= upto {
             return Ok(SharedNews::Nothing);
         }
-        Ok(match self.shared_reply(who, since, upto, params)? {
-            Some(reply) => SharedNews::Shared(reply),
-            None => SharedNews::Other,
-        })
+        Ok(
+            match self.shared_reply(who, since, upto, params, Some(memo))? {
+                Some(reply) => SharedNews::Shared(reply),
+                None => SharedNews::Other,
+            },
+        )
     }
 
     fn compute(

@@ -49,6 +49,24 @@ use crate::sync::response::{Events, RoomSection, SharedReply, SyncResponse, Unre
 use crate::sync::shared_timeline::SharedRaw;
 use crate::users::Identity;
 
+/// What a connection that follows the stream remembers of its last shared reply: its user
+/// was joined to the room (by short id) and no membership of theirs changed from that window's
+/// start through its end (`upto`, the second field). Reading the user's room list for every
+/// message was most of what a shared reply's checks cost per reader.
+///
+/// A later window `(since', …]` with `since' ≤ upto`, in which no membership of theirs
+/// changed after `since'` either (checked anyway), leaves no time since the earlier window's
+/// start for a change: they are still joined, without reading the list again.
+#[derive(Default, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct JoinedMemo(Option<(u64, u64)>);
+
+impl JoinedMemo {
+    fn still_joined(&self, room_short: u64, since: u64) -> bool {
+        self.0
+            .is_some_and(|(room, through)| room == room_short && since <= through)
+    }
+}
+
 impl SyncService {
     /// `who`'s response to `(since, upto]`, if it is the one shared by every reader of the
     /// window's only room that it is the same for (see the module's doc). `None`: work it out.
@@ -58,6 +76,7 @@ impl SyncService {
         since: u64,
         upto: u64,
         params: &SyncParams,
+        memo: Option<&mut JoinedMemo>,
     ) -> Result<Option<Arc<SharedReply>>> {
         let filter = &params.filter.room;
         if params.full_state || params.use_state_after {
@@ -79,13 +98,23 @@ impl SyncService {
             || self
                 .rooms
                 .membership_changed_after(who.user_id.as_str(), since)
-            || !self
+        {
+            return Ok(None);
+        }
+        let remembered = memo
+            .as_deref()
+            .is_some_and(|m| m.still_joined(room_short, since));
+        if !remembered
+            && !self
                 .rooms
                 .rooms_of(&who.user_id)?
                 .iter()
                 .any(|(id, membership)| *id == room_id && membership == "join")
         {
             return Ok(None);
+        }
+        if let Some(memo) = memo {
+            *memo = JoinedMemo(Some((room_short, upto)));
         }
         let joined_through = Membership::Joined { in_window: false };
         let window =
@@ -222,7 +251,7 @@ mod tests {
         upto: u64,
         p: &SyncParams,
     ) -> Arc<SharedReply> {
-        let reply = sync.shared_reply(who, since, upto, p).unwrap();
+        let reply = sync.shared_reply(who, since, upto, p, None).unwrap();
         reply.unwrap_or_else(|| panic!("{} ({since}, {upto}] is shared", who.user_id))
     }
 
@@ -348,7 +377,11 @@ mod tests {
         let not_the_room =
             SyncFilter::from_value(json!({"room": {"not_rooms": [room_id]}})).unwrap();
         let p2 = params(since, not_the_room);
-        assert!(sync.shared_reply(&bob, since, upto, &p2).unwrap().is_none());
+        assert!(
+            sync.shared_reply(&bob, since, upto, &p2, None)
+                .unwrap()
+                .is_none()
+        );
         let limit_one =
             SyncFilter::from_value(json!({"room": {"timeline": {"limit": 1}}})).unwrap();
         let p3 = params(since, limit_one);
@@ -389,7 +422,7 @@ mod tests {
         let no_typing = json!({"room": {"ephemeral": {"not_types": ["m.typing"]}}});
         let p_no_typing = params(since, SyncFilter::from_value(no_typing).unwrap());
         assert!(
-            sync.shared_reply(&bob, since, upto, &p_no_typing)
+            sync.shared_reply(&bob, since, upto, &p_no_typing, None)
                 .unwrap()
                 .is_none()
         );
@@ -402,7 +435,7 @@ mod tests {
         let who_carol = device("@carol:localhost");
         let p_private = p(before_private);
         assert!(
-            sync.shared_reply(&who_carol, before_private, after_private, &p_private)
+            sync.shared_reply(&who_carol, before_private, after_private, &p_private, None)
                 .unwrap()
                 .is_none()
         );
@@ -424,7 +457,7 @@ mod tests {
         say(&services, &room_id, "@alice:localhost").await;
         let upto = services.stream.frontier();
         assert!(
-            sync.shared_reply(&dave, since, upto, &p(since))
+            sync.shared_reply(&dave, since, upto, &p(since), None)
                 .unwrap()
                 .is_none()
         );
@@ -435,7 +468,7 @@ mod tests {
             computed(sync, &dave, after_join, upto, &p(after_join))
         );
         assert!(
-            sync.shared_reply(&bob, after_join, upto, &p(after_join))
+            sync.shared_reply(&bob, after_join, upto, &p(after_join), None)
                 .unwrap()
                 .is_some()
         );
@@ -448,7 +481,7 @@ mod tests {
         say(&services, &room_id, "@alice:localhost").await;
         let upto = services.stream.frontier();
         assert!(
-            sync.shared_reply(&bob, since, upto, &params(since, lazy()))
+            sync.shared_reply(&bob, since, upto, &params(since, lazy()), None)
                 .unwrap()
                 .is_none()
         );
@@ -461,7 +494,7 @@ mod tests {
         say(&services, &room_id, "@alice:localhost").await;
         let next = services.stream.frontier();
         let reply = sync
-            .shared_reply(&bob, upto, next, &params(upto, lazy()))
+            .shared_reply(&bob, upto, next, &params(upto, lazy()), None)
             .unwrap()
             .expect("held now");
         assert_eq!(
@@ -490,25 +523,63 @@ mod tests {
 
     /// For each reader and filter, a shared reply to `(since, upto]`, if one is given, is what
     /// the full computation says. Returns how many were given.
-    fn check_shared_replies(sync: &SyncService, since: u64, upto: u64) -> usize {
-        let filters = [
+    const READERS: [&str; 4] = [
+        "@alice:localhost",
+        "@bob:localhost",
+        "@carol:localhost",
+        "@dave:localhost",
+    ];
+
+    fn filters() -> [serde_json::Value; 4] {
+        [
             json!({}),
             json!({"room": {"state": {"lazy_load_members": true}}}),
             json!({"room": {"timeline": {"limit": 2, "not_types": ["m.reaction"]}}}),
             json!({"room": {"ephemeral": {"not_types": ["m.typing"]}}}),
-        ];
-        let mut shared = 0;
-        for reader in [
-            "@alice:localhost",
-            "@bob:localhost",
-            "@carol:localhost",
-            "@dave:localhost",
-        ] {
-            for filter in &filters {
+        ]
+    }
+
+    /// As a connection following the stream would, window after window: each reader's shared
+    /// reply with the memo of its last one is the reply given without it. Returns how often
+    /// the memo answered for the room list.
+    fn check_memos(
+        sync: &SyncService,
+        since: u64,
+        upto: u64,
+        memos: &mut std::collections::BTreeMap<(&'static str, usize), super::JoinedMemo>,
+    ) -> usize {
+        let mut remembered = 0;
+        for reader in READERS {
+            for (i, filter) in filters().into_iter().enumerate() {
                 let who = device(reader);
                 let mut p = params(since, SyncFilter::from_value(filter.clone()).unwrap());
                 p.since_confirms = false;
-                let Some(reply) = sync.shared_reply(&who, since, upto, &p).unwrap() else {
+                let memo = memos.entry((reader, i)).or_default();
+                if memo.0.is_some_and(|(_, through)| since <= through) {
+                    remembered += 1;
+                }
+                let with = sync
+                    .shared_reply(&who, since, upto, &p, Some(memo))
+                    .unwrap();
+                let without = sync.shared_reply(&who, since, upto, &p, None).unwrap();
+                assert_eq!(
+                    with.map(|r| without_age(&r.body)),
+                    without.map(|r| without_age(&r.body)),
+                    "{reader} ({since}, {upto}] {filter}"
+                );
+            }
+        }
+        remembered
+    }
+
+    fn check_shared_replies(sync: &SyncService, since: u64, upto: u64) -> usize {
+        let mut shared = 0;
+        for reader in READERS {
+            for filter in &filters() {
+                let who = device(reader);
+                let mut p = params(since, SyncFilter::from_value(filter.clone()).unwrap());
+                p.since_confirms = false;
+                let Some(reply) = sync.shared_reply(&who, since, upto, &p, None).unwrap() else {
                     continue;
                 };
                 shared += 1;
@@ -570,6 +641,8 @@ mod tests {
         let mut dave_joined = true;
         let mut done_count = std::collections::BTreeMap::new();
         let mut shared = 0;
+        let mut remembered = 0;
+        let mut memos = std::collections::BTreeMap::new();
         let mut positions = vec![services.stream.frontier()];
         for _ in 0..80 {
             let speaker = next(if dave_joined { 4 } else { 3 });
@@ -680,12 +753,19 @@ mod tests {
             for &since in positions.iter().rev().take(3) {
                 shared += check_shared_replies(sync, since, upto);
             }
+            if let Some(&since) = positions.last() {
+                remembered += check_memos(sync, since, upto, &mut memos);
+            }
             positions.push(upto);
         }
 
         assert!(
             shared >= 100,
             "the history exercised shared replies ({shared} of them)"
+        );
+        assert!(
+            remembered >= 100,
+            "the history exercised remembered memberships ({remembered} times)"
         );
     }
 }

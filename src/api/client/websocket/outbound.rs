@@ -27,7 +27,7 @@ use tokio::sync::Notify;
 
 use super::WINDOW;
 use crate::sync::notifier::Listener;
-use crate::sync::v2::{SharedNews, SyncParams, SyncService};
+use crate::sync::v2::{JoinedMemo, SharedNews, SyncParams, SyncService};
 use crate::users::Identity;
 
 /// The upgraded connection: a TCP socket (`hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>`),
@@ -60,6 +60,8 @@ pub struct State {
     pub sent: Option<u64>,
     /// Each unacknowledged response's position, oldest first, with when it was sent.
     pub unacked: VecDeque<(u64, tokio::time::Instant)>,
+    /// What the last shared response found of the user's membership.
+    joined: JoinedMemo,
 }
 
 impl State {
@@ -168,6 +170,7 @@ impl Outbound {
                 closed: false,
                 sent,
                 unacked: VecDeque::with_capacity(WINDOW),
+                joined: JoinedMemo::default(),
             }),
             task: Notify::new(),
             sync,
@@ -200,9 +203,10 @@ impl Listener for Outbound {
             self.task.notify_one();
             return;
         }
+        let State { sent, joined, .. } = &mut *state;
         let reply = match self
             .sync
-            .shared_news(&self.identity, state.sent, &self.params)
+            .shared_news(&self.identity, *sent, &self.params, joined)
         {
             Ok(SharedNews::Nothing) => return,
             Ok(SharedNews::Shared(reply)) => reply,
