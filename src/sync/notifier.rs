@@ -200,13 +200,16 @@ impl Notifier {
     }
 }
 
-/// Listeners per task when telling many: a message to a room of thousands is told on every
-/// core, and a handful on one.
-const LISTENERS_PER_TASK: usize = 64;
+/// Listeners per thread when telling many: a message to a room of thousands is told on as
+/// many threads as there are cores, and a handful on one.
+const LISTENERS_PER_THREAD: usize = 64;
 
-/// Tell the listeners, on the runtime's threads (not the committing request's: a listener
-/// writes to a socket), split across them when there are many. Without a runtime (unit
-/// tests), here.
+/// Tell the listeners on the runtime's blocking threads, split across them when there are
+/// many: a listener writes to a socket, and telling a room of thousands takes tens of
+/// milliseconds. On the request workers (or on the committing request's own thread) that
+/// held up the sender's next request behind the fan-out of the last one; on threads of their
+/// own, the kernel shares the cores between the fan-out and the requests. Without a runtime
+/// (unit tests), here.
 fn tell(listeners: Vec<Arc<dyn Listener>>) {
     if listeners.is_empty() {
         return;
@@ -215,17 +218,12 @@ fn tell(listeners: Vec<Arc<dyn Listener>>) {
         listeners.iter().for_each(|l| l.news());
         return;
     };
-    let threads = runtime.metrics().num_workers().max(1);
-    let per_task = listeners.len().div_ceil(threads).max(LISTENERS_PER_TASK);
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let per_thread = listeners.len().div_ceil(threads).max(LISTENERS_PER_THREAD);
     let mut listeners = listeners;
     while !listeners.is_empty() {
-        let chunk = listeners.split_off(listeners.len().saturating_sub(per_task));
-        // Unconstrained: tokio's cooperative budget would make every socket write after
-        // the 128th of the task's turn say "not now" (to a listener, that means waking
-        // the connection's task to write instead).
-        runtime.spawn(tokio::task::unconstrained(async move {
-            chunk.iter().for_each(|l| l.news())
-        }));
+        let chunk = listeners.split_off(listeners.len().saturating_sub(per_thread));
+        runtime.spawn_blocking(move || chunk.iter().for_each(|l| l.news()));
     }
 }
 
