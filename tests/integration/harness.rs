@@ -142,6 +142,15 @@ impl Server {
         )
     }
 
+    /// Join `room` as the holder of `token`; the response's status.
+    pub async fn join(&self, token: &str, room: &str) -> reqwest::StatusCode {
+        let path = format!("/_matrix/client/v3/join/{room}");
+        let body = Some(json!({}));
+        self.request(reqwest::Method::POST, &path, Some(token), body)
+            .await
+            .0
+    }
+
     /// Register through the dummy UIA flow; returns (user_id, access_token, device_id).
     pub async fn register(&self, name: &str, password: &str) -> (String, String, String) {
         let body = json!({ "username": name, "password": password });

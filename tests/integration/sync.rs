@@ -95,15 +95,7 @@ async fn every_syncer_sees_every_event_once_in_room_order() {
     for i in 0..(senders_n + syncers_n) {
         let (_, token, _) = server.register(&unique(&format!("u{i}")), "pw").await;
         for room in &rooms {
-            let (status, _) = server
-                .request(
-                    Method::POST,
-                    &format!("/_matrix/client/v3/join/{room}"),
-                    Some(&token),
-                    Some(json!({})),
-                )
-                .await;
-            assert_eq!(status, StatusCode::OK);
+            assert_eq!(server.join(&token, room).await, StatusCode::OK);
         }
         users.push(token);
     }

@@ -97,14 +97,7 @@ async fn setup(server: &Server) -> (String, String, String) {
         )
         .await;
     let room = body["room_id"].as_str().unwrap().to_owned();
-    server
-        .request(
-            Method::POST,
-            &format!("/_matrix/client/v3/join/{room}"),
-            Some(&reader),
-            Some(json!({})),
-        )
-        .await;
+    assert_eq!(server.join(&reader, &room).await, StatusCode::OK);
     (sender, reader, room)
 }
 
@@ -388,14 +381,7 @@ async fn several_sockets_each_get_every_message_of_a_burst_once_in_order() {
     let mut readers = vec![reader];
     for _ in 0..3 {
         let (_, token, _) = server.register(&unique("wsm"), "pw").await;
-        server
-            .request(
-                Method::POST,
-                &format!("/_matrix/client/v3/join/{room}"),
-                Some(&token),
-                Some(json!({})),
-            )
-            .await;
+        assert_eq!(server.join(&token, &room).await, StatusCode::OK);
         readers.push(token);
     }
     let mut sockets = Vec::new();

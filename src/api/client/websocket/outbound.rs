@@ -346,15 +346,15 @@ mod tests {
             .collect()
     }
 
-    /// The task writing what is queued while the other end reads a frame (within 5 s).
-    async fn written_and_read(
-        out: &Outbound,
-        theirs: &mut DuplexStream,
-    ) -> (std::io::Result<()>, Vec<String>) {
+    /// The task writing what is queued while the other end reads a frame (within 5 s): the
+    /// frame's messages.
+    async fn written_and_read(out: &Outbound, theirs: &mut DuplexStream) -> Vec<String> {
         let both = async { tokio::join!(out.write_queue(), next_frame(theirs)) };
-        tokio::time::timeout(Duration::from_secs(5), both)
+        let (written, frame) = tokio::time::timeout(Duration::from_secs(5), both)
             .await
-            .expect("the whole frame, in time")
+            .expect("the whole frame, in time");
+        written.unwrap();
+        frame
     }
 
     #[tokio::test]
@@ -403,9 +403,7 @@ mod tests {
         say(&services, &room_id, "two").await;
         out.news();
         assert_eq!(out.state().unacked.len(), 1);
-        let (written, frame) = written_and_read(&out, &mut theirs).await;
-        written.unwrap();
-        assert_eq!(frame, ["one"]);
+        assert_eq!(written_and_read(&out, &mut theirs).await, ["one"]);
     }
 
     #[tokio::test]
@@ -426,9 +424,7 @@ mod tests {
         assert!(out.state().has_queued());
         let mut filler = [0u8; 100];
         theirs.read_exact(&mut filler).await.unwrap();
-        let (written, frame) = written_and_read(&out, &mut theirs).await;
-        written.unwrap();
-        assert_eq!(frame, ["one"]);
+        assert_eq!(written_and_read(&out, &mut theirs).await, ["one"]);
     }
 
     #[tokio::test]
