@@ -174,10 +174,9 @@ pub struct FrameReader {
 }
 
 impl FrameReader {
-    /// `already_read`: bytes that arrived with the upgrade request.
-    pub fn new(max_message: usize, already_read: &[u8]) -> Self {
+    pub fn new(max_message: usize) -> Self {
         Self {
-            buf: BytesMut::from(already_read),
+            buf: BytesMut::new(),
             partial: None,
             max_message,
         }
@@ -311,7 +310,7 @@ mod tests {
     }
 
     fn read_all(bytes: &[u8]) -> Vec<Result<Incoming, Violation>> {
-        let mut reader = FrameReader::new(1024, &[]);
+        let mut reader = FrameReader::new(1024);
         let mut out = Vec::new();
         // Byte by byte: every frame boundary and partial header is seen.
         for byte in bytes {
@@ -391,7 +390,7 @@ mod tests {
 
     #[test]
     fn a_too_long_frame_is_refused_from_its_header_alone() {
-        let mut reader = FrameReader::new(1024, &[]);
+        let mut reader = FrameReader::new(1024);
         reader.buf.extend_from_slice(&[FIN | TEXT, 0x80 | 127]);
         reader.buf.extend_from_slice(&(1u64 << 40).to_be_bytes());
         assert_eq!(reader.next_message().unwrap_err().code, CLOSE_TOO_BIG);

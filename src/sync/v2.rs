@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use ruma::RoomId;
 use serde_json::{Value, json};
-use tokio::sync::watch;
 
 use super::Notifier;
 use super::filter::SyncFilter;
@@ -147,31 +146,8 @@ impl SyncService {
     /// Answer a sync: at once if there is anything (or it is an initial or full-state sync),
     /// else when something for this user commits, else empty at the timeout.
     pub async fn sync(&self, who: &Identity, params: &SyncParams) -> Result<SyncReply> {
-        Ok(self.wait(who, params).await?.0)
-    }
-
-    /// [`Self::sync`], also saying whether the response carries anything (the WebSocket
-    /// transport sends only responses that do).
-    pub async fn wait(&self, who: &Identity, params: &SyncParams) -> Result<(SyncReply, bool)> {
         // Subscribe before reading, so a commit between the read and the wait still wakes us.
-        let mut wake = self.subscribe(who);
-        self.wait_on(who, params, &mut wake).await
-    }
-
-    /// The wake-ups of `who`'s syncs: a long-lived connection subscribes once and waits on it
-    /// again and again ([`Self::wait_on`]).
-    pub fn subscribe(&self, who: &Identity) -> watch::Receiver<u64> {
-        self.notifier.subscribe(who.user_id.as_str())
-    }
-
-    /// [`Self::wait`] on a subscription taken before: anything committed for the user since
-    /// it was taken (or last waited on) is seen.
-    pub async fn wait_on(
-        &self,
-        who: &Identity,
-        params: &SyncParams,
-        wake: &mut watch::Receiver<u64>,
-    ) -> Result<(SyncReply, bool)> {
+        let mut wake = self.notifier.subscribe(who.user_id.as_str());
         if let Some(presence) = &params.set_presence {
             self.presence.set(&who.user_id, presence, None, true)?;
         }
@@ -195,13 +171,13 @@ impl SyncService {
 
     /// The response to `params` as things stand, without waiting: `None` when it would be
     /// empty and an empty one isn't due (an incremental sync with nothing new before its
-    /// timeout). The flag says whether the response carries anything.
+    /// timeout).
     pub fn answer(
         &self,
         who: &Identity,
         params: &SyncParams,
         timed_out: bool,
-    ) -> Result<Option<(SyncReply, bool)>> {
+    ) -> Result<Option<SyncReply>> {
         let upto = self.stream.frontier();
         let since = params.since.map(|s| s.min(upto));
         // Everything a response carries sits on the stream: with `since` at the frontier
@@ -214,11 +190,11 @@ impl SyncService {
         if let Some(since) = since
             && let Some(reply) = self.shared_reply(who, since, upto, params, None)?
         {
-            return Ok(Some((SyncReply::Shared(reply), true)));
+            return Ok(Some(SyncReply::Shared(reply)));
         }
         let (body, has_news) = self.compute(who, since, upto, params)?;
         if has_news || since.is_none() || params.full_state || timed_out {
-            return Ok(Some((SyncReply::Made(Box::new(body)), has_news)));
+            return Ok(Some(SyncReply::Made(Box::new(body))));
         }
         Ok(None)
     }

@@ -143,12 +143,10 @@ impl Server {
     }
 
     /// Join `room` as the holder of `token`; the response's status.
-    pub async fn join(&self, token: &str, room: &str) -> reqwest::StatusCode {
+    pub async fn join(&self, token: &str, room: &str) -> StatusCode {
         let path = format!("/_matrix/client/v3/join/{room}");
         let body = Some(json!({}));
-        self.request(reqwest::Method::POST, &path, Some(token), body)
-            .await
-            .0
+        self.request(Method::POST, &path, Some(token), body).await.0
     }
 
     /// Register through the dummy UIA flow; returns (user_id, access_token, device_id).

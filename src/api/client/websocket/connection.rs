@@ -112,7 +112,7 @@ impl Connection {
         let (read, mut write) = tokio::io::split(socket);
         let mut reader = Reader {
             read,
-            frames: FrameReader::new(MAX_CLIENT_MESSAGE, &[]),
+            frames: FrameReader::new(MAX_CLIENT_MESSAGE),
         };
         let token = match self.token.take() {
             Some(t) => t,
@@ -231,9 +231,7 @@ impl Connection {
                     };
                     // A reconnect with nothing new gets nothing; a first connect, its initial
                     // sync.
-                    if let Some((reply, news)) = answer
-                        && (news || since.is_none())
-                    {
+                    if let Some(reply) = answer {
                         let frame = match reply.to_ws_frame() {
                             Ok(frame) => frame,
                             Err(e) => return internal(Error::internal(e)),
@@ -291,8 +289,7 @@ impl Connection {
                             Incoming::Ping(payload) => {
                                 out.state().queue(websocket::pong_frame(&payload));
                             }
-                            Incoming::Close(code) => {
-                                let _ = code;
+                            Incoming::Close(_) => {
                                 return Some((1000, String::new()));
                             }
                             Incoming::Pong | Incoming::Binary => {}
