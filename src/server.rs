@@ -2,7 +2,8 @@
 
 use std::sync::Arc;
 
-use tokio::net::TcpListener;
+use axum::serve::ListenerExt as _;
+use tokio::net::{TcpListener, TcpStream};
 
 use crate::config::Config;
 use crate::services::Services;
@@ -48,7 +49,7 @@ pub async fn run(config: Config) -> Result<(), BoxError> {
     let app = crate::http::app(Arc::clone(&services));
     tasks.spawn(async move {
         axum::serve(
-            client,
+            client.tap_io(no_delay),
             app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
         )
         .with_graceful_shutdown(shutdown_signal())
@@ -70,8 +71,11 @@ pub async fn run(config: Config) -> Result<(), BoxError> {
                     shutdown_signal().await;
                     shutdown.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
                 });
-                let server =
-                    axum_server::tls_rustls::from_tcp_rustls(listener, tls)?.handle(handle);
+                let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(tls)
+                    .acceptor(axum_server::accept::NoDelayAcceptor::new());
+                let server = axum_server::from_tcp(listener)?
+                    .acceptor(acceptor)
+                    .handle(handle);
                 tasks.spawn(async move { server.serve(app.into_make_service()).await });
             }
             // Plain HTTP, behind a TLS-terminating proxy.
@@ -81,7 +85,7 @@ pub async fn run(config: Config) -> Result<(), BoxError> {
                     .map_err(|e| format!("listeners.federation {addr}: {e}"))?;
                 println!("listening federation http://{}", listener.local_addr()?);
                 tasks.spawn(async move {
-                    axum::serve(listener, app)
+                    axum::serve(listener.tap_io(no_delay), app)
                         .with_graceful_shutdown(shutdown_signal())
                         .await
                 });
@@ -96,6 +100,16 @@ pub async fn run(config: Config) -> Result<(), BoxError> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Every accepted connection sends at once (`TCP_NODELAY`). Sync pushes small responses,
+/// one per message: with Nagle's algorithm, one written while the client's kernel had not yet
+/// acknowledged the last (it delays acks by up to 40 ms, longer while the client is busy)
+/// waited for that ack, and a push to a receiver busy with the previous one came late.
+fn no_delay(stream: &mut TcpStream) {
+    if let Err(e) = stream.set_nodelay(true) {
+        tracing::debug!("TCP_NODELAY: {e}");
+    }
 }
 
 async fn shutdown_signal() {
@@ -118,4 +132,21 @@ async fn shutdown_signal() {
         _ = terminate => {},
     }
     tracing::info!("shutting down");
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::serve::{Listener as _, ListenerExt as _};
+    use tokio::net::TcpListener;
+
+    /// Connections the client listener accepts send without Nagle's delay.
+    #[tokio::test]
+    async fn accepted_connections_have_no_delay() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut listener = listener.tap_io(super::no_delay);
+        let _client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (accepted, _) = listener.accept().await;
+        assert!(accepted.nodelay().unwrap());
+    }
 }
