@@ -15,6 +15,8 @@ type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 const PATH: &str = "/_matrix/client/unstable/org.roost.ws/sync";
+/// How many responses the server sends ahead of the client's acks (docs/websocket.md).
+const WINDOW: usize = 32;
 
 async fn connect(
     server: &Server,
@@ -172,7 +174,6 @@ async fn assert_quiet(socket: &mut Socket, why: &str) {
 
 #[tokio::test]
 async fn up_to_a_window_of_responses_go_unacknowledged_and_one_ack_covers_earlier_ones() {
-    const WINDOW: usize = 8;
     let server = Server::start().await;
     let (sender, reader, room) = setup(&server).await;
     let mut socket = connect(&server, Some(&reader), None).await.unwrap();
@@ -201,16 +202,24 @@ async fn up_to_a_window_of_responses_go_unacknowledged_and_one_ack_covers_earlie
     let closed = close_code(&mut socket).await;
     assert_eq!(closed, Some(4002));
     // Resuming from the last response the client processed, acked or not, gets what followed.
-    let mut socket = connect(&server, Some(&reader), unacked[3]["next_batch"].as_str())
-        .await
-        .unwrap();
+    // (A few responses back, so that what followed fits one timeline.)
+    let processed = WINDOW - 4;
+    let mut socket = connect(
+        &server,
+        Some(&reader),
+        unacked[processed]["next_batch"].as_str(),
+    )
+    .await
+    .unwrap();
     let mut resumed = Vec::new();
-    while resumed.len() < 5 {
+    let mut expected: Vec<String> = (processed + 1..WINDOW).map(|i| format!("m{i}")).collect();
+    expected.push("beyond".into());
+    while resumed.len() < expected.len() {
         let body = next_sync(&mut socket).await;
         resumed.extend(messages(&body, &room));
         ack(&mut socket, &body).await;
     }
-    assert_eq!(resumed, ["m4", "m5", "m6", "m7", "beyond"]);
+    assert_eq!(resumed, expected);
 }
 
 #[tokio::test]
@@ -474,14 +483,17 @@ async fn pings_are_answered_and_a_fragmented_ack_is_taken() {
         let frame = Frame::message(part.as_bytes().to_vec(), opcode, fin);
         socket.send(Message::Frame(frame)).await.unwrap();
     }
-    // Taken: the window has room for eight more without another ack (an ack the server didn't
-    // understand would have closed the socket).
+    // Taken: the window has room for a whole window more without another ack (an ack the server
+    // didn't take would have closed the socket, or left room for one fewer).
     let mut got = Vec::new();
-    for i in 0..8 {
+    for i in 0..WINDOW {
         send(&server, &sender, &room, &format!("f{i}")).await;
         while got.len() <= i {
             got.extend(messages(&next_sync(&mut socket).await, &room));
         }
     }
-    assert_eq!(got, (0..8).map(|i| format!("f{i}")).collect::<Vec<_>>());
+    assert_eq!(
+        got,
+        (0..WINDOW).map(|i| format!("f{i}")).collect::<Vec<_>>()
+    );
 }

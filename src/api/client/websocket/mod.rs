@@ -33,7 +33,12 @@ mod outbound;
 
 pub const PATH: &str = "/_matrix/client/unstable/org.roost.ws/sync";
 /// How many responses may be unacknowledged at once; the server waits for an ack beyond.
-pub const WINDOW: usize = 8;
+/// Unacknowledged responses cost only their positions (nothing is kept but what the socket
+/// hasn't taken yet), so the window is wide: a client acking every few responses doesn't
+/// close it when its acks lag behind a burst, which would turn each of its next responses
+/// from the notifier's direct write into a wake-up of its task (docs/performance.md,
+/// session 8).
+pub const WINDOW: usize = 32;
 /// How long a client may take to acknowledge its oldest unacknowledged response (checked at
 /// each ping, so a connection is closed between this and one ping interval later).
 pub const ACK_TIMEOUT: Duration = Duration::from_secs(60);
