@@ -37,6 +37,8 @@ mod raw_http;
 mod scan;
 #[path = "loadgen/ws_client.rs"]
 mod ws_client;
+#[path = "loadgen/ws_loop.rs"]
+mod ws_loop;
 
 use clap::Parser;
 use futures_util::{StreamExt as _, stream};
@@ -116,11 +118,18 @@ struct Args {
     /// set_presence on /sync ('' = omit).
     #[arg(long, default_value = "offline")]
     set_presence: String,
-    /// fanout-ws: ack every Nth response (1 = each; at most the server's window, 8): the
+    /// fanout-ws: ack every Nth response (1 = each; at most the server's window, 32): the
     /// rest are acknowledged by the next ack, or by one sent once the stream is quiet for
     /// `--ws-ack-idle-ms`.
     #[arg(long, default_value_t = 1)]
     ws_ack_every: usize,
+    /// fanout-ws: threads reading the receivers' sockets (`loadgen/ws_loop.rs`).
+    #[arg(long, default_value_t = 2)]
+    ws_threads: usize,
+    /// fanout-ws: a reading thread with no socket ready sleeps this long instead of waiting
+    /// in epoll (0: it waits in epoll; see `loadgen/ws_loop.rs`).
+    #[arg(long, default_value_t = 0)]
+    ws_poll_pause_us: u64,
     /// fanout-ws: ack what is outstanding once no message came for this long.
     #[arg(long, default_value_t = 200)]
     ws_ack_idle_ms: u64,
@@ -925,6 +934,19 @@ impl Bench {
             stop: AtomicBool::new(false),
         });
         let mut tasks = Vec::with_capacity(k);
+        let loops = ws.then(|| {
+            let acks = AckPolicy {
+                every: self.args.ws_ack_every.clamp(1, 32),
+                idle: Duration::from_millis(self.args.ws_ack_idle_ms),
+            };
+            let pause = Duration::from_micros(self.args.ws_poll_pause_us);
+            Arc::new(ws_loop::Loops::start(
+                self.args.ws_threads,
+                &ctx,
+                acks,
+                pause,
+            ))
+        });
         for (i, ((r, fid), since)) in receivers.iter().zip(&fids).zip(sinces).enumerate() {
             let ctx = ctx.clone();
             let token = r.token.clone();
@@ -936,12 +958,9 @@ impl Bench {
                     "/_matrix/client/unstable/org.roost.ws/sync?filter={}{presence}",
                     enc(fid)
                 );
-                let acks = AckPolicy {
-                    every: self.args.ws_ack_every.clamp(1, 8),
-                    idle: Duration::from_millis(self.args.ws_ack_idle_ms),
-                };
+                let loops = Arc::clone(loops.as_ref().expect("loops for fanout-ws"));
                 tasks.push(tokio::spawn(ws_receiver(
-                    ctx, authority, path, token, since, acks,
+                    ctx, loops, authority, path, token, since,
                 )));
             } else {
                 let path = format!(
@@ -1039,6 +1058,9 @@ impl Bench {
         for t in tasks {
             let _ = t.await;
         }
+        if let Some(loops) = &loops {
+            loops.join();
+        }
         let delivery = std::mem::take(&mut *ctx.delivery.lock().unwrap());
         let processed = std::mem::take(&mut *ctx.processed.lock().unwrap());
         let delivered = delivery.len();
@@ -1059,7 +1081,9 @@ impl Bench {
                 "typing": self.args.typing,
                 "messages": m,
                 "transport": if ws { "websocket" } else { "long-poll" },
-                "ws_ack_every": if ws { json!(self.args.ws_ack_every.clamp(1, 8)) } else { Value::Null },
+                "ws_ack_every": if ws { json!(self.args.ws_ack_every.clamp(1, 32)) } else { Value::Null },
+                "ws_threads": if ws { json!(self.args.ws_threads) } else { Value::Null },
+                "ws_poll_pause_us": if ws { json!(self.args.ws_poll_pause_us) } else { Value::Null },
                 "send_concurrency": self.args.fanout_send_concurrency,
                 "send_rate_limit": if rate > 0.0 { json!(rate) } else { Value::Null },
                 "set_presence": if self.args.set_presence.is_empty() { "(server default)" } else { &self.args.set_presence },
@@ -1266,8 +1290,8 @@ impl FanCtx {
         &self,
         resp: SyncResp<'_>,
         rx: Arrival,
-        seen: &mut [bool],
-        n_seen: &mut usize,
+        got: &mut Received,
+        sink: &mut Deliveries,
     ) -> String {
         let next_batch = resp.next_batch.into_owned();
         let timeline = resp
@@ -1275,7 +1299,7 @@ impl FanCtx {
             .and_then(|r| r.join.into_iter().find(|(id, _)| *id == self.room))
             .and_then(|(_, j)| j.timeline);
         let Some(tl) = timeline else {
-            self.record(std::iter::empty(), false, rx, seen, n_seen);
+            self.record(std::iter::empty(), false, rx, got, sink);
             return next_batch;
         };
         let seqs = tl.events.into_iter().filter_map(|ev| {
@@ -1284,48 +1308,82 @@ impl FanCtx {
                 .then_some(c.mxbench_seq)
                 .flatten()
         });
-        self.record(seqs, tl.limited, rx, seen, n_seen);
+        self.record(seqs, tl.limited, rx, got, sink);
         next_batch
     }
 
     /// Records one response's deliveries: the sequence numbers of the run's messages in it.
+    /// Their latencies wait in `sink` until [`FanCtx::flush`].
     fn record(
         &self,
         seqs: impl Iterator<Item = u64>,
         limited: bool,
         rx: Arrival,
-        seen: &mut [bool],
-        n_seen: &mut usize,
+        got: &mut Received,
+        sink: &mut Deliveries,
     ) {
         self.sync_responses.fetch_add(1, Ordering::Relaxed);
         if limited {
             self.limited.fetch_add(1, Ordering::Relaxed);
         }
-        let mut lat = Vec::new();
-        let mut processed = Vec::new();
+        let mut any = false;
         for sq in seqs {
             let sq = sq as usize;
-            if sq >= self.m || seen[sq] {
+            if sq >= self.m || got.seen[sq] {
                 continue;
             }
             let ts = self.t_send[sq].load(Ordering::Acquire);
             if ts == 0 {
                 continue;
             }
-            seen[sq] = true;
-            *n_seen += 1;
+            got.seen[sq] = true;
+            got.n += 1;
             let ns = rx.arrived.saturating_sub(ts);
             self.worst_us[sq].fetch_max(ns / 1000, Ordering::Relaxed);
-            lat.push(ns as f64 / 1e6);
-            processed.push(rx.processed.saturating_sub(ts) as f64 / 1e6);
+            sink.delivery.push(ns as f64 / 1e6);
+            sink.processed
+                .push(rx.processed.saturating_sub(ts) as f64 / 1e6);
+            any = true;
         }
-        if !lat.is_empty() {
-            self.delivery.lock().unwrap().extend(lat);
-            self.processed.lock().unwrap().extend(processed);
-            self.last_delivery
-                .fetch_max(rx.processed, Ordering::Relaxed);
+        if any {
+            sink.last = sink.last.max(rx.processed);
         }
     }
+
+    /// Hands the latencies recorded in `sink` to the run's figures.
+    fn flush(&self, sink: &mut Deliveries) {
+        if sink.delivery.is_empty() {
+            return;
+        }
+        self.delivery.lock().unwrap().append(&mut sink.delivery);
+        self.processed.lock().unwrap().append(&mut sink.processed);
+        self.last_delivery.fetch_max(sink.last, Ordering::Relaxed);
+    }
+}
+
+/// Which of the run's messages one receiver has had.
+struct Received {
+    seen: Vec<bool>,
+    n: usize,
+}
+
+impl Received {
+    fn new(m: usize) -> Self {
+        Self {
+            seen: vec![false; m],
+            n: 0,
+        }
+    }
+}
+
+/// Latencies recorded and not yet handed to the [`FanCtx`] (one lock per response was
+/// contended once a few threads did nothing else).
+#[derive(Default)]
+struct Deliveries {
+    delivery: Vec<f64>,
+    processed: Vec<f64>,
+    /// The latest `processed` among them.
+    last: u64,
 }
 
 /// When a response reached a receiver, as ns since [`FanCtx::base`].
@@ -1344,11 +1402,11 @@ async fn http_receiver(
     token: String,
     mut since: String,
 ) {
-    let mut seen = vec![false; ctx.m];
-    let mut n_seen = 0;
+    let mut got = Received::new(ctx.m);
+    let mut sink = Deliveries::default();
     let mut first = true;
     let auth = format!("Bearer {token}");
-    while n_seen < ctx.m && !ctx.stop.load(Ordering::Relaxed) {
+    while got.n < ctx.m && !ctx.stop.load(Ordering::Relaxed) {
         let req = client
             .get(format!("{url}&since={}", enc(&since)))
             .header(reqwest::header::AUTHORIZATION, &auth);
@@ -1385,7 +1443,10 @@ async fn http_receiver(
             }
         };
         match serde_json::from_slice::<SyncResp>(&body) {
-            Ok(resp) => since = ctx.process(resp, t_rx, &mut seen, &mut n_seen),
+            Ok(resp) => {
+                since = ctx.process(resp, t_rx, &mut got, &mut sink);
+                ctx.flush(&mut sink);
+            }
             Err(e) => {
                 ctx.sync_errors.fetch_add(1, Ordering::Relaxed);
                 log_err_once(&ctx, &format!("bad sync body: {e}"));
@@ -1403,11 +1464,11 @@ async fn raw_receiver(
     token: String,
     mut since: String,
 ) {
-    let mut seen = vec![false; ctx.m];
-    let mut n_seen = 0;
+    let mut got = Received::new(ctx.m);
+    let mut sink = Deliveries::default();
     let mut first = true;
     let mut conn: Option<raw_http::RawConn> = None;
-    while n_seen < ctx.m && !ctx.stop.load(Ordering::Relaxed) {
+    while got.n < ctx.m && !ctx.stop.load(Ordering::Relaxed) {
         let request =
             raw_http::get_request(&authority, &format!("{path}&since={}", enc(&since)), &token);
         if first {
@@ -1452,7 +1513,10 @@ async fn raw_receiver(
             tokio::time::sleep(Duration::from_millis(100)).await;
         } else {
             match serde_json::from_slice::<SyncResp>(body) {
-                Ok(resp) => since = ctx.process(resp, t_rx, &mut seen, &mut n_seen),
+                Ok(resp) => {
+                    since = ctx.process(resp, t_rx, &mut got, &mut sink);
+                    ctx.flush(&mut sink);
+                }
                 Err(e) => {
                     ctx.sync_errors.fetch_add(1, Ordering::Relaxed);
                     log_err_once(&ctx, &format!("bad sync body: {e}"));
@@ -1476,37 +1540,37 @@ fn log_err_once(_ctx: &FanCtx, msg: &str) {
 }
 
 /// When a WebSocket receiver acknowledges what it processed (docs/websocket.md: an ack covers
-/// every earlier response; the server sends at most 8 ahead).
+/// every earlier response; the server sends at most 32 ahead).
 #[derive(Clone, Copy)]
 struct AckPolicy {
     every: usize,
     idle: Duration,
 }
 
-/// `path` (with its query) on the server at `authority`, over plain `ws://`.
+/// `path` (with its query) on the server at `authority`, over plain `ws://`: connected and
+/// upgraded here, then read and acked by one of the `loops` until done or failed (then
+/// reconnected from the last `next_batch` processed).
 async fn ws_receiver(
     ctx: Arc<FanCtx>,
+    loops: Arc<ws_loop::Loops>,
     authority: String,
     path: String,
     token: String,
     mut since: String,
-    acks: AckPolicy,
 ) {
-    let mut seen = vec![false; ctx.m];
-    let mut n_seen = 0;
+    let mut got = Received::new(ctx.m);
     let mut first = true;
-    let scanner = scan::Scanner::new(&ctx.tag);
-    let mut seqs = Vec::new();
     // Masking keys differ per connection.
     static CONNECTIONS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
-    'outer: while n_seen < ctx.m && !ctx.stop.load(Ordering::Relaxed) {
+    while got.n < ctx.m && !ctx.stop.load(Ordering::Relaxed) {
         let full_path = format!("{path}&since={}", enc(&since));
         let seed = CONNECTIONS
             .fetch_add(1, Ordering::Relaxed)
             .wrapping_mul(2_654_435_761);
         let connected = ws_client::WsClient::connect(&authority, &full_path, &token, seed).await;
-        let mut ws = match connected {
-            Ok(ws) => ws,
+        let parts = connected.and_then(ws_client::WsClient::into_parts);
+        let (stream, leftover, mask) = match parts {
+            Ok(parts) => parts,
             Err(e) => {
                 ctx.sync_errors.fetch_add(1, Ordering::Relaxed);
                 log_err_once(&ctx, &format!("ws connect: {e}"));
@@ -1520,94 +1584,20 @@ async fn ws_receiver(
         } else {
             ctx.reconnects.fetch_add(1, Ordering::Relaxed);
         }
-        // Responses processed and not yet acknowledged.
-        let mut unacked = 0;
-        // Responses on this connection so far.
-        let mut checked = 0;
-        // The quiet-stream ack: one timer, armed when the first response goes unacked and,
-        // when it fires early, re-armed to `acks.idle` after the last response (a timer set
-        // and cleared per response was a visible part of the load generator's CPU).
-        let quiet = tokio::time::sleep(Duration::ZERO);
-        tokio::pin!(quiet);
-        let mut last_response = tokio::time::Instant::now();
-        while n_seen < ctx.m {
-            let next = if unacked > 0 {
-                tokio::select! {
-                    biased;
-                    next = ws.next() => next,
-                    _ = &mut quiet => {
-                        let quiet_at = last_response + acks.idle;
-                        if tokio::time::Instant::now() < quiet_at {
-                            quiet.as_mut().reset(quiet_at);
-                            continue;
-                        }
-                        // Quiet: acknowledge what is outstanding.
-                        if let Err(e) = ws.send_text(&ack_message(&since)).await {
-                            ctx.sync_errors.fetch_add(1, Ordering::Relaxed);
-                            log_err_once(&ctx, &format!("ws ack: {e}"));
-                            continue 'outer;
-                        }
-                        unacked = 0;
-                        continue;
-                    }
-                }
-            } else {
-                ws.next().await
-            };
-            let text = match next {
-                Ok(ws_client::Incoming::Text(text)) => text,
-                Ok(ws_client::Incoming::Close(code)) => {
-                    ctx.sync_errors.fetch_add(1, Ordering::Relaxed);
-                    log_err_once(&ctx, &format!("ws close frame: {code:?}"));
-                    continue 'outer;
-                }
-                Err(e) => {
-                    ctx.sync_errors.fetch_add(1, Ordering::Relaxed);
-                    log_err_once(&ctx, &format!("ws read: {e}"));
-                    continue 'outer;
-                }
-            };
-            let t_rx = ctx.arrival(ws.arrived_ns(), Instant::now());
-            let scanned = scanner.scan(&text, &mut seqs);
-            if checked == 0 && !scan::agrees(scanned, &seqs, &text, &ctx.room, &ctx.tag) {
-                ctx.sync_errors.fetch_add(1, Ordering::Relaxed);
-                log_err_once(&ctx, "the scan of a message disagrees with its parse");
-            }
-            checked += 1;
-            if let Some(next_batch) = scanned {
-                ctx.record(seqs.drain(..), false, t_rx, &mut seen, &mut n_seen);
-                since.clear();
-                since.push_str(next_batch);
-            } else {
-                let parsed: WsMsg = match serde_json::from_slice(&text) {
-                    Ok(p) => p,
-                    Err(e) => {
-                        ctx.sync_errors.fetch_add(1, Ordering::Relaxed);
-                        log_err_once(&ctx, &format!("bad ws message: {e}"));
-                        continue;
-                    }
-                };
-                if parsed.kind != "sync" {
-                    continue;
-                }
-                let Some(body) = parsed.body else { continue };
-                since = ctx.process(body, t_rx, &mut seen, &mut n_seen);
-            }
-            last_response = tokio::time::Instant::now();
-            if unacked == 0 {
-                quiet.as_mut().reset(last_response + acks.idle);
-            }
-            unacked += 1;
-            if unacked >= acks.every {
-                if let Err(e) = ws.send_text(&ack_message(&since)).await {
-                    ctx.sync_errors.fetch_add(1, Ordering::Relaxed);
-                    log_err_once(&ctx, &format!("ws ack: {e}"));
-                    continue 'outer;
-                }
-                unacked = 0;
-            }
+        let (report, outcome) = tokio::sync::oneshot::channel();
+        loops.hand(ws_loop::Handoff {
+            stream,
+            leftover,
+            mask,
+            got,
+            since,
+            report,
+        });
+        match outcome.await {
+            Ok(ws_loop::Outcome::Done) => break,
+            Ok(ws_loop::Outcome::Failed { got: g, since: s }) => (got, since) = (g, s),
+            Ok(ws_loop::Outcome::Stopped) | Err(_) => return,
         }
-        ws.close().await;
     }
     ctx.done.fetch_add(1, Ordering::Relaxed);
 }

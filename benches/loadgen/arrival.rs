@@ -56,42 +56,52 @@ impl ArrivalStream {
         (self.arrived_ns > 0).then_some(self.arrived_ns)
     }
 
-    /// One `recvmsg` into `buf`: the byte count and the arrival stamp, if any.
-    fn recv_stamped(&self, buf: &mut [MaybeUninit<u8>]) -> io::Result<(usize, Option<u64>)> {
-        let mut iov = libc::iovec {
-            iov_base: buf.as_mut_ptr().cast(),
-            iov_len: buf.len(),
-        };
-        // Room for one SCM_TIMESTAMPNS (a timespec) control message, aligned.
-        let mut control = [0u64; 8];
-        // SAFETY: msghdr is plain data; every pointer set below outlives the call.
-        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = control.as_mut_ptr().cast();
-        msg.msg_controllen = std::mem::size_of_val(&control) as _;
-        // SAFETY: the socket is valid and msg points at live buffers of the stated sizes.
-        let n = unsafe { libc::recvmsg(self.inner.as_raw_fd(), &mut msg, 0) };
-        if n < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let mut stamp = None;
-        // SAFETY: walking the control messages the kernel wrote into `control`.
-        unsafe {
-            let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
-            while !cmsg.is_null() {
-                if (*cmsg).cmsg_level == libc::SOL_SOCKET
-                    && (*cmsg).cmsg_type == libc::SCM_TIMESTAMPNS
-                {
-                    let ts =
-                        std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::timespec>());
-                    stamp = Some(ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64);
-                }
-                cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
-            }
-        }
-        Ok((n as usize, stamp))
+    /// The socket, for a loop of its own (`ws_loop.rs`); receive stamps stay on.
+    pub fn into_std(self) -> io::Result<std::net::TcpStream> {
+        self.inner.into_std()
     }
+
+    fn recv_stamped(&self, buf: &mut [MaybeUninit<u8>]) -> io::Result<(usize, Option<u64>)> {
+        recv_stamped(self.inner.as_raw_fd(), buf)
+    }
+}
+
+/// One `recvmsg` on the socket `fd` into `buf`: the byte count and the arrival stamp, if any.
+pub fn recv_stamped(
+    fd: std::os::fd::RawFd,
+    buf: &mut [MaybeUninit<u8>],
+) -> io::Result<(usize, Option<u64>)> {
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // Room for one SCM_TIMESTAMPNS (a timespec) control message, aligned.
+    let mut control = [0u64; 8];
+    // SAFETY: msghdr is plain data; every pointer set below outlives the call.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&control) as _;
+    // SAFETY: the caller's socket, and msg points at live buffers of the stated sizes.
+    let n = unsafe { libc::recvmsg(fd, &mut msg, 0) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut stamp = None;
+    // SAFETY: walking the control messages the kernel wrote into `control`.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+        while !cmsg.is_null() {
+            if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_TIMESTAMPNS
+            {
+                let ts = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::timespec>());
+                stamp = Some(ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64);
+            }
+            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+        }
+    }
+    Ok((n as usize, stamp))
 }
 
 impl AsyncRead for ArrivalStream {

@@ -3,12 +3,12 @@
 //! Ten thousand receivers share the server's two cores, so what each costs per message is
 //! taken from the server being measured. A general WebSocket library's stream (buffers,
 //! message assembly, its own UTF-8 check) was about a third of the load generator's CPU; the
-//! receivers need only this: the opening handshake, the server's unfragmented text frames,
-//! pings answered, and masked text frames for acks.
+//! receivers need only this: the opening handshake, then (in `ws_loop.rs`) the server's
+//! unfragmented frames read and masked frames for acks and pongs written.
 
 use std::io;
 
-use bytes::{Buf as _, Bytes, BytesMut};
+use bytes::{Buf as _, BytesMut};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use super::arrival::ArrivalStream;
@@ -18,12 +18,6 @@ pub struct WsClient {
     buf: BytesMut,
     /// xorshift state for the masking keys clients must use.
     mask: u32,
-}
-
-/// What the server sent.
-pub enum Incoming {
-    Text(Bytes),
-    Close(Option<u16>),
 }
 
 fn bad(what: &str) -> io::Error {
@@ -74,94 +68,57 @@ impl WsClient {
         })
     }
 
-    /// When the bytes of the last read arrived (see `arrival.rs`).
-    pub fn arrived_ns(&self) -> Option<u64> {
-        self.stream.arrived_ns()
+    /// The upgraded socket (non-blocking, receive stamps on), the bytes read past the
+    /// handshake, and the masking state, for `ws_loop.rs`.
+    pub fn into_parts(self) -> io::Result<(std::net::TcpStream, Vec<u8>, u32)> {
+        Ok((self.stream.into_std()?, self.buf.to_vec(), self.mask))
     }
+}
 
-    /// The next text message or close; pings are answered on the way. Cancel-safe but for
-    /// the answer to a ping (written in one go: rare, and small).
-    pub async fn next(&mut self) -> io::Result<Incoming> {
-        loop {
-            if let Some((first, start, len)) = self.header()?
-                && self.buf.len() >= start + len
-            {
-                let frame = self.buf.split_to(start + len).freeze();
-                let payload = frame.slice(start..);
-                match first & 0x0F {
-                    0x1 => return Ok(Incoming::Text(payload)),
-                    0x8 => {
-                        let code = (payload.len() >= 2)
-                            .then(|| u16::from_be_bytes([payload[0], payload[1]]));
-                        return Ok(Incoming::Close(code));
-                    }
-                    0x9 => self.send(0xA, &payload).await?,
-                    _ => {}
-                }
-                continue;
-            }
-            if self.buf.capacity() - self.buf.len() < 4096 {
-                self.buf.reserve(4096);
-            }
-            if self.stream.read_buf(&mut self.buf).await? == 0 {
-                return Err(io::ErrorKind::UnexpectedEof.into());
-            }
+/// A server frame's first byte, where its payload starts and its length, once its header is
+/// in `b`.
+pub fn frame_header(b: &[u8]) -> io::Result<Option<(u8, usize, usize)>> {
+    if b.len() < 2 {
+        return Ok(None);
+    }
+    if b[0] & 0x80 == 0 {
+        return Err(bad("fragmented server frames are not expected"));
+    }
+    if b[1] & 0x80 != 0 {
+        return Err(bad("a server's frames are not masked"));
+    }
+    Ok(match b[1] & 0x7F {
+        126 if b.len() >= 4 => Some((b[0], 4, u16::from_be_bytes([b[2], b[3]]) as usize)),
+        127 if b.len() >= 10 => Some((
+            b[0],
+            10,
+            u64::from_be_bytes(b[2..10].try_into().expect("8 bytes")) as usize,
+        )),
+        126 | 127 => None,
+        n => Some((b[0], 2, n as usize)),
+    })
+}
+
+/// A client frame (clients mask theirs), with the next key of the xorshift state `mask`.
+pub fn masked_frame(mask: &mut u32, opcode: u8, payload: &[u8]) -> Vec<u8> {
+    *mask ^= *mask << 13;
+    *mask ^= *mask >> 17;
+    *mask ^= *mask << 5;
+    let key = mask.to_be_bytes();
+    let mut frame = Vec::with_capacity(payload.len() + 14);
+    frame.push(0x80 | opcode);
+    match payload.len() {
+        n @ 0..=125 => frame.push(0x80 | n as u8),
+        n @ 126..=0xFFFF => {
+            frame.push(0x80 | 126);
+            frame.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            frame.push(0x80 | 127);
+            frame.extend_from_slice(&(n as u64).to_be_bytes());
         }
     }
-
-    /// A frame's first byte, where its payload starts and its length, once its header is in.
-    fn header(&self) -> io::Result<Option<(u8, usize, usize)>> {
-        let b = &self.buf[..];
-        if b.len() < 2 {
-            return Ok(None);
-        }
-        if b[0] & 0x80 == 0 {
-            return Err(bad("fragmented server frames are not expected"));
-        }
-        if b[1] & 0x80 != 0 {
-            return Err(bad("a server's frames are not masked"));
-        }
-        Ok(match b[1] & 0x7F {
-            126 if b.len() >= 4 => Some((b[0], 4, u16::from_be_bytes([b[2], b[3]]) as usize)),
-            127 if b.len() >= 10 => Some((
-                b[0],
-                10,
-                u64::from_be_bytes(b[2..10].try_into().expect("8 bytes")) as usize,
-            )),
-            126 | 127 => None,
-            n => Some((b[0], 2, n as usize)),
-        })
-    }
-
-    pub async fn send_text(&mut self, text: &[u8]) -> io::Result<()> {
-        self.send(0x1, text).await
-    }
-
-    async fn send(&mut self, opcode: u8, payload: &[u8]) -> io::Result<()> {
-        self.mask ^= self.mask << 13;
-        self.mask ^= self.mask >> 17;
-        self.mask ^= self.mask << 5;
-        let mask = self.mask.to_be_bytes();
-        let mut frame = Vec::with_capacity(payload.len() + 14);
-        frame.push(0x80 | opcode);
-        match payload.len() {
-            n @ 0..=125 => frame.push(0x80 | n as u8),
-            n @ 126..=0xFFFF => {
-                frame.push(0x80 | 126);
-                frame.extend_from_slice(&(n as u16).to_be_bytes());
-            }
-            n => {
-                frame.push(0x80 | 127);
-                frame.extend_from_slice(&(n as u64).to_be_bytes());
-            }
-        }
-        frame.extend_from_slice(&mask);
-        frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-        self.stream.write_all(&frame).await
-    }
-
-    /// Send a close frame (best effort) and drop the connection.
-    pub async fn close(mut self) {
-        let _ = self.send(0x8, &1000u16.to_be_bytes()).await;
-    }
+    frame.extend_from_slice(&key);
+    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
+    frame
 }
