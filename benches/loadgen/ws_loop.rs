@@ -118,6 +118,9 @@ struct Conn {
     report: tokio::sync::oneshot::Sender<Outcome>,
     /// Responses processed and not yet acknowledged.
     unacked: usize,
+    /// Responses to process before the next ack: `every` after each ack, and a share of it
+    /// at first, so that receivers ack at staggered moments (see [`Loop::adopt`]).
+    until_ack: usize,
     /// Responses on this connection so far (the first is checked against a full parse).
     checked: usize,
     last_response: Instant,
@@ -135,6 +138,8 @@ struct Loop {
     seqs: Vec<u64>,
     sink: Deliveries,
     scratch: Vec<MaybeUninit<u8>>,
+    /// Connections that received everything, with their masking state: closed at the end.
+    finished: Vec<(TcpStream, u32)>,
 }
 
 /// Why a connection ends.
@@ -160,6 +165,7 @@ impl Loop {
             seqs: Vec::new(),
             sink: Deliveries::default(),
             scratch: vec![MaybeUninit::uninit(); SCRATCH],
+            finished: Vec::new(),
         }
     }
 
@@ -202,8 +208,21 @@ impl Loop {
                 let _ = conn.report.send(Outcome::Stopped);
             }
         }
+        for (stream, mut mask) in self.finished.drain(..) {
+            // Best effort, as a client leaving would.
+            let _ = (&stream).write(&masked_frame(&mut mask, 0x8, &1000u16.to_be_bytes()));
+        }
         // SAFETY: the loop's own epoll, closed once.
         unsafe { libc::close(self.epoll) };
+    }
+
+    /// Responses before a new connection's first ack: 1, 2, … `every`, in turn. Receivers
+    /// that all joined at once and all acked every `every`th response would all ack the same
+    /// message, the server reading ten thousand acks in the fan-out of every `every`th one;
+    /// clients that connected at different moments, as real ones do, ack at different ones.
+    fn next_phase(&self) -> usize {
+        static CONNECTIONS: AtomicUsize = AtomicUsize::new(0);
+        CONNECTIONS.fetch_add(1, Ordering::Relaxed) % self.acks.every + 1
     }
 
     fn adopt(&mut self, h: Handoff) {
@@ -216,6 +235,7 @@ impl Loop {
             since: h.since,
             report: h.report,
             unacked: 0,
+            until_ack: self.next_phase(),
             checked: 0,
             last_response: Instant::now(),
         };
@@ -399,7 +419,8 @@ impl Loop {
         }
         conn.last_response = Instant::now();
         conn.unacked += 1;
-        if conn.unacked >= self.acks.every {
+        conn.until_ack -= 1;
+        if conn.until_ack == 0 {
             self.ack(slot)?;
         }
         if self.conn(slot).got.n >= self.ctx.m {
@@ -410,9 +431,11 @@ impl Loop {
 
     /// Acknowledge what was processed.
     fn ack(&mut self, slot: usize) -> Result<(), String> {
+        let every = self.acks.every;
         let conn = self.conn(slot);
         let frame = masked_frame(&mut conn.mask, 0x1, &ack_message(&conn.since));
         conn.unacked = 0;
+        conn.until_ack = every;
         self.write(slot, &frame)
     }
 
@@ -469,7 +492,7 @@ impl Loop {
 
     /// The connection in `slot` ends: closed, deregistered and reported.
     fn end(&mut self, slot: usize, end: End) {
-        let Some(mut conn) = self.conns[slot].take() else {
+        let Some(conn) = self.conns[slot].take() else {
             return;
         };
         self.free.push(slot);
@@ -478,9 +501,9 @@ impl Loop {
         unsafe { libc::epoll_ctl(self.epoll, libc::EPOLL_CTL_DEL, fd, std::ptr::null_mut()) };
         let outcome = match end {
             End::Done => {
-                // Best effort, as a client leaving would.
-                let close = masked_frame(&mut conn.mask, 0x8, &1000u16.to_be_bytes());
-                let _ = (&conn.stream).write(&close);
+                // Closed once the run is over: ten thousand receivers closing as they get the
+                // last message would make the server close connections during its fan-out.
+                self.finished.push((conn.stream, conn.mask));
                 // Everything this receiver recorded is in the run's figures before it counts
                 // as done.
                 self.ctx.flush(&mut self.sink);
