@@ -25,10 +25,21 @@ use crate::users::Identity;
 
 pub struct Connection {
     pub s: AppState,
-    pub token: Option<String>,
     pub since: Option<u64>,
-    pub filter_raw: Option<String>,
     pub set_presence: Option<String>,
+}
+
+/// Who connects.
+pub enum Auth {
+    /// The upgrade request carried the token: its device and the connection's filter, found
+    /// before upgrading (their errors are plain HTTP errors).
+    Checked {
+        token: String,
+        identity: Identity,
+        filter: Arc<SyncFilter>,
+    },
+    /// The token comes in the connection's first message; the filter as the request gave it.
+    FirstMessage { filter: Option<String> },
 }
 
 #[derive(Deserialize)]
@@ -108,39 +119,15 @@ fn params(filter: &Arc<SyncFilter>, since: Option<u64>) -> SyncParams {
 }
 
 impl Connection {
-    pub async fn run(mut self, socket: Socket) {
+    pub async fn run(mut self, auth: Auth, socket: Socket) {
         let (read, mut write) = tokio::io::split(socket);
         let mut reader = Reader {
             read,
             frames: FrameReader::new(MAX_CLIENT_MESSAGE),
         };
-        let token = match self.token.take() {
-            Some(t) => t,
-            None => match tokio::time::timeout(AUTH_TIMEOUT, reader.next()).await {
-                Ok(Ok(Some(Incoming::Text(text)))) => match serde_json::from_str(&text) {
-                    Ok(ClientMessage::Auth { access_token }) => access_token,
-                    Err(_) => {
-                        let why = "expected an auth message";
-                        return close_before_serving(&mut write, CLOSE_UNAUTHORIZED, why).await;
-                    }
-                },
-                _ => {
-                    let why = "expected an auth message";
-                    return close_before_serving(&mut write, CLOSE_UNAUTHORIZED, why).await;
-                }
-            },
-        };
-        let identity = match self.s.sessions.authenticate(&token) {
-            Ok(i) => i,
-            Err(_) => {
-                let why = "unknown access token";
-                return close_before_serving(&mut write, CLOSE_UNAUTHORIZED, why).await;
-            }
-        };
-        // Filters never change once stored: parsed once per connection.
-        let filter = match sync_filter(&self.s, &identity, self.filter_raw.as_deref()) {
-            Ok(filter) => filter,
-            Err(e) => return close_before_serving(&mut write, 1011, &e.to_string()).await,
+        let (token, identity, filter) = match self.authenticate(auth, &mut reader).await {
+            Ok(who) => who,
+            Err((code, why)) => return close_before_serving(&mut write, code, &why).await,
         };
         let outbound = Arc::new(Outbound::new(
             write,
@@ -160,6 +147,41 @@ impl Connection {
         }
         let _ = tokio::time::timeout(CLOSE_TIMEOUT, outbound.write_queue()).await;
         outbound.state().close();
+    }
+
+    /// The connection's token, its device and its filter: as checked with the upgrade
+    /// request, or from the first message (within [`AUTH_TIMEOUT`]). The close code and
+    /// reason if there is none.
+    async fn authenticate(
+        &self,
+        auth: Auth,
+        reader: &mut Reader,
+    ) -> Result<(String, Identity, Arc<SyncFilter>), (u16, String)> {
+        let filter_raw = match auth {
+            Auth::Checked {
+                token,
+                identity,
+                filter,
+            } => return Ok((token, identity, filter)),
+            Auth::FirstMessage { filter } => filter,
+        };
+        let expected = || (CLOSE_UNAUTHORIZED, "expected an auth message".to_owned());
+        let token = match tokio::time::timeout(AUTH_TIMEOUT, reader.next()).await {
+            Ok(Ok(Some(Incoming::Text(text)))) => match serde_json::from_str(&text) {
+                Ok(ClientMessage::Auth { access_token }) => access_token,
+                Err(_) => return Err(expected()),
+            },
+            _ => return Err(expected()),
+        };
+        let identity = self
+            .s
+            .sessions
+            .authenticate(&token)
+            .map_err(|_| (CLOSE_UNAUTHORIZED, "unknown access token".to_owned()))?;
+        // Filters never change once stored: parsed once per connection.
+        let filter = sync_filter(&self.s, &identity, filter_raw.as_deref())
+            .map_err(|e| (1011, e.to_string()))?;
+        Ok((token, identity, filter))
     }
 
     /// Send responses and take acks until the client goes away, the token dies, or the client

@@ -84,12 +84,20 @@ async fn upgrade(
     // Validate what can be validated before upgrading, so errors are plain HTTP errors.
     let token = bearer_token(request.headers())?.map(str::to_owned);
     let since = q.since.as_deref().map(parse_since).transpose()?;
-    let filter_raw = q.filter.clone();
-    if let Some(token) = &token {
-        // Checked here for its errors; the connection parses the filter again once it runs.
-        let identity = s.sessions.authenticate(token)?;
-        sync_filter(&s, &identity, filter_raw.as_deref())?;
-    }
+    let auth = match token {
+        Some(token) => {
+            let identity = s.sessions.authenticate(&token)?;
+            let filter = sync_filter(&s, &identity, q.filter.as_deref())?;
+            connection::Auth::Checked {
+                token,
+                identity,
+                filter,
+            }
+        }
+        None => connection::Auth::FirstMessage {
+            filter: q.filter.clone(),
+        },
+    };
     let set_presence = q.set_presence.clone();
     if set_presence
         .as_deref()
@@ -107,14 +115,12 @@ async fn upgrade(
     };
     let connection = connection::Connection {
         s,
-        token,
         since,
-        filter_raw,
         set_presence,
     };
     tokio::spawn(async move {
         if let Ok(upgraded) = on_upgrade.await {
-            connection.run(Box::new(TokioIo::new(upgraded))).await;
+            connection.run(auth, Box::new(TokioIo::new(upgraded))).await;
         }
     });
     Ok(websocket::switching_protocols(accept))
