@@ -153,6 +153,17 @@ struct Args {
 // ---------------------------------------------------------------------------------------------
 // small helpers
 
+/// How many responses Roost's WebSocket transport sends ahead of a client's acks
+/// (docs/websocket.md).
+const WS_WINDOW: usize = 32;
+
+impl Args {
+    /// `--ws-ack-every`, within what the server's window allows.
+    fn ws_acks_every(&self) -> usize {
+        self.ws_ack_every.clamp(1, WS_WINDOW)
+    }
+}
+
 fn log(msg: impl AsRef<str>) {
     let t = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -936,7 +947,7 @@ impl Bench {
         let mut tasks = Vec::with_capacity(k);
         let loops = ws.then(|| {
             let acks = AckPolicy {
-                every: self.args.ws_ack_every.clamp(1, 32),
+                every: self.args.ws_acks_every(),
                 idle: Duration::from_millis(self.args.ws_ack_idle_ms),
             };
             let pause = Duration::from_micros(self.args.ws_poll_pause_us);
@@ -1081,7 +1092,7 @@ impl Bench {
                 "typing": self.args.typing,
                 "messages": m,
                 "transport": if ws { "websocket" } else { "long-poll" },
-                "ws_ack_every": if ws { json!(self.args.ws_ack_every.clamp(1, 32)) } else { Value::Null },
+                "ws_ack_every": if ws { json!(self.args.ws_acks_every()) } else { Value::Null },
                 "ws_threads": if ws { json!(self.args.ws_threads) } else { Value::Null },
                 "ws_poll_pause_us": if ws { json!(self.args.ws_poll_pause_us) } else { Value::Null },
                 "send_concurrency": self.args.fanout_send_concurrency,
