@@ -64,8 +64,19 @@ pub fn check_upgrade(
     let Some(key) = headers.get(header::SEC_WEBSOCKET_KEY) else {
         return refuse(StatusCode::BAD_REQUEST, "Sec-WebSocket-Key is missing");
     };
-    let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
-    Ok(HeaderValue::from_str(&accept).expect("base64 is a valid header value"))
+    Ok(HeaderValue::from_str(&accept_key(key.as_bytes())).expect("base64 is a valid header value"))
+}
+
+/// `Sec-WebSocket-Accept` for a client's `Sec-WebSocket-Key` (RFC 6455 §4.2.2 item 5.4):
+/// base64 of the SHA-1 of the key followed by the protocol's fixed GUID.
+fn accept_key(key: &[u8]) -> String {
+    use base64::Engine as _;
+    use sha1::Digest as _;
+    const GUID: &[u8] = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+    let mut sha1 = sha1::Sha1::new();
+    sha1.update(key);
+    sha1.update(GUID);
+    base64::engine::general_purpose::STANDARD.encode(sha1.finalize())
 }
 
 /// The `101 Switching Protocols` answer to an upgrade request `check_upgrade` accepted.
@@ -298,6 +309,15 @@ fn message(text: bool, payload: Vec<u8>) -> Result<Incoming, Violation> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn accept_key_is_rfc_6455s_example() {
+        // RFC 6455 §1.3: the sample nonce and the answer a server must give.
+        assert_eq!(
+            accept_key(b"dGhlIHNhbXBsZSBub25jZQ=="),
+            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+        );
+    }
 
     /// A client frame: masked, as clients must.
     fn client_frame(first: u8, payload: &[u8]) -> Vec<u8> {
