@@ -4,6 +4,7 @@
 //! federation) → [`storage`]. `docs/architecture.md` is the map.
 
 pub mod api;
+pub mod code_pages;
 pub mod config;
 pub mod error;
 pub mod events;

@@ -43,13 +43,25 @@ impl Default for HashLimit {
 pub async fn hash(password: String, limit: &HashLimit) -> Result<String> {
     let _permit = limit.0.acquire().await.map_err(Error::internal)?;
     tokio::task::spawn_blocking(move || {
-        hasher()
+        let hashed = hasher()
             .hash_password(password.as_bytes())
             .map(|h| h.to_string())
-            .map_err(Error::internal)
+            .map_err(Error::internal);
+        give_back_hash_memory();
+        hashed
     })
     .await
     .map_err(Error::internal)?
+}
+
+/// Return a hash's freed memory to the system now. The allocator (mimalloc, `main.rs`)
+/// gives freed memory back lazily, when it next runs on some thread after its purge delay,
+/// and nothing runs on an idle server: the 7 MiB of the last login or registration stayed
+/// resident until the next request (measured: an idle server after one registration held
+/// 8 MiB more). A forced collection costs microseconds against a hash's tens of milliseconds.
+fn give_back_hash_memory() {
+    // SAFETY: no arguments to uphold; collects this thread's heap and the shared arenas.
+    unsafe { libmimalloc_sys::mi_collect(true) }
 }
 
 /// Whether `password` matches the stored PHC string. A malformed stored hash never matches.
@@ -60,9 +72,11 @@ pub async fn verify(password: String, stored: String, limit: &HashLimit) -> Resu
             tracing::error!("stored password hash does not parse");
             return false;
         };
-        hasher()
+        let matches = hasher()
             .verify_password(password.as_bytes(), &parsed)
-            .is_ok()
+            .is_ok();
+        give_back_hash_memory();
+        matches
     })
     .await
     .map_err(Error::internal)
