@@ -2,10 +2,12 @@
 
 use std::sync::Arc;
 
-use axum::serve::ListenerExt as _;
+use axum::extract::connect_info::Connected;
+use axum::serve::{IncomingStream, ListenerExt as _};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::config::Config;
+use crate::http::peer::Peer;
 use crate::services::Services;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -49,8 +51,8 @@ pub async fn run(config: Config) -> Result<(), BoxError> {
     let app = crate::http::app(Arc::clone(&services));
     tasks.spawn(async move {
         axum::serve(
-            client.tap_io(no_delay),
-            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            ClientListener(client),
+            app.into_make_service_with_connect_info::<Peer>(),
         )
         .with_graceful_shutdown(shutdown_signal())
         .await
@@ -104,6 +106,32 @@ pub async fn run(config: Config) -> Result<(), BoxError> {
     Ok(())
 }
 
+/// The client listener: accepted sockets send at once ([`no_delay`]), and requests learn who
+/// connected as a [`Peer`] (its address, and its socket for the WebSocket transport).
+struct ClientListener(TcpListener);
+
+impl axum::serve::Listener for ClientListener {
+    type Io = TcpStream;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (TcpStream, std::net::SocketAddr) {
+        // tokio's listener as axum drives it: accept errors are retried there.
+        let (mut socket, addr) = axum::serve::Listener::accept(&mut self.0).await;
+        no_delay(&mut socket);
+        (socket, addr)
+    }
+
+    fn local_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        self.0.local_addr()
+    }
+}
+
+impl Connected<IncomingStream<'_, ClientListener>> for Peer {
+    fn connect_info(stream: IncomingStream<'_, ClientListener>) -> Self {
+        Peer::accepted(*stream.remote_addr(), stream.io())
+    }
+}
+
 /// Every accepted connection sends at once (`TCP_NODELAY`). Sync pushes small responses,
 /// one per message: with Nagle's algorithm, one written while the client's kernel had not yet
 /// acknowledged the last (it delays acks by up to 40 ms, longer while the client is busy)
@@ -141,14 +169,22 @@ mod tests {
     use axum::serve::{Listener as _, ListenerExt as _};
     use tokio::net::TcpListener;
 
-    /// Connections the client listener accepts send without Nagle's delay.
+    /// Connections the listeners accept send without Nagle's delay.
     #[tokio::test]
     async fn accepted_connections_have_no_delay() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let mut listener = listener.tap_io(super::no_delay);
-        let _client = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let (accepted, _) = listener.accept().await;
+        let mut client_listener = super::ClientListener(listener);
+        let client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (accepted, from) = client_listener.accept().await;
+        assert!(accepted.nodelay().unwrap());
+        assert_eq!(from, client.local_addr().unwrap());
+
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut federation_listener = listener.tap_io(super::no_delay);
+        let _server = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (accepted, _) = federation_listener.accept().await;
         assert!(accepted.nodelay().unwrap());
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod json;
+pub mod peer;
 pub mod ruma;
 pub mod websocket;
 
@@ -127,9 +128,9 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientIp {
         parts: &mut axum::http::request::Parts,
         _: &S,
     ) -> Result<Self, Self::Rejection> {
-        let addr = parts
+        let peer = parts
             .extensions
-            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>();
-        Ok(Self(addr.map(|a| a.0.ip().to_string())))
+            .get::<axum::extract::ConnectInfo<peer::Peer>>();
+        Ok(Self(peer.map(|p| p.0.addr.ip().to_string())))
     }
 }

@@ -16,6 +16,7 @@ use super::{
 };
 use crate::api::client::sync::{parse_since, sync_filter};
 use crate::error::Error;
+use crate::http::peer::SocketFd;
 use crate::http::websocket::{self, FrameReader, Incoming};
 use crate::services::AppState;
 use crate::sync::filter::SyncFilter;
@@ -27,6 +28,9 @@ pub struct Connection {
     pub s: AppState,
     pub since: Option<u64>,
     pub set_presence: Option<String>,
+    /// The socket, when the listener gave it (`http/peer.rs`): the notifier's wake-ups
+    /// write to it directly (`outbound.rs`).
+    pub socket: Option<SocketFd>,
 }
 
 /// Who connects.
@@ -131,6 +135,7 @@ impl Connection {
         };
         let outbound = Arc::new(Outbound::new(
             write,
+            self.socket.take(),
             self.since,
             Arc::clone(&self.s.sync),
             identity.clone(),

@@ -14,7 +14,7 @@
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::response::{IntoResponse as _, Response};
 use axum::routing::get;
 use hyper_util::rt::TokioIo;
@@ -25,6 +25,7 @@ use super::sync::{parse_since, sync_filter};
 use crate::error::{Error, Result};
 use crate::http::auth::bearer_token;
 use crate::http::json::QueryParams;
+use crate::http::peer::Peer;
 use crate::http::websocket;
 use crate::services::AppState;
 
@@ -113,10 +114,17 @@ async fn upgrade(
     else {
         return Err(Error::unrecognized("this connection can't be upgraded"));
     };
+    // The connection's socket, for the wake-ups' direct writes (outbound.rs); found here,
+    // while the HTTP/1 connection that owns it is certainly open.
+    let socket = (request.version() == axum::http::Version::HTTP_11)
+        .then(|| request.extensions().get::<ConnectInfo<Peer>>())
+        .flatten()
+        .and_then(|peer| peer.0.socket());
     let connection = connection::Connection {
         s,
         since,
         set_presence,
+        socket,
     };
     tokio::spawn(async move {
         if let Ok(upgraded) = on_upgrade.await {
