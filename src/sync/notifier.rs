@@ -29,11 +29,27 @@ pub trait Listener: Send + Sync {
     fn news(&self);
 }
 
-/// What wakes for one user.
+/// What wakes for one user. Under fan-out a message visits the entries of a room's thousands
+/// of members, so what a visit touches beyond the entry itself is a cache miss each: the
+/// counter exists only once a long-poll has subscribed (a WebSocket-only user never touches
+/// one), and the first listener is kept in the entry (a user's only connection, as a rule)
+/// rather than behind a vector's pointer.
+#[derive(Default)]
 struct Waiters {
     /// Counted up on news; long-polls wait for it to move.
-    counter: watch::Sender<u64>,
-    listeners: Vec<Arc<dyn Listener>>,
+    counter: Option<watch::Sender<u64>>,
+    first: Option<Arc<dyn Listener>>,
+    more: Vec<Arc<dyn Listener>>,
+}
+
+impl Waiters {
+    fn is_unused(&self) -> bool {
+        self.first.is_none()
+            && self
+                .counter
+                .as_ref()
+                .is_none_or(|c| c.receiver_count() == 0)
+    }
 }
 
 /// Each user's waiters; entries go once nobody waits.
@@ -41,30 +57,41 @@ struct Waiters {
 struct UserChannels(Mutex<HashMap<String, Waiters>>);
 
 impl UserChannels {
-    fn entry<'a>(users: &'a mut HashMap<String, Waiters>, user_id: &str) -> &'a mut Waiters {
-        users.entry(user_id.to_owned()).or_insert_with(|| Waiters {
-            counter: watch::channel(0).0,
-            listeners: Vec::new(),
-        })
-    }
-
     fn subscribe(&self, user_id: &str) -> watch::Receiver<u64> {
-        Self::entry(&mut self.0.lock(), user_id).counter.subscribe()
+        let mut users = self.0.lock();
+        let waiters = users.entry(user_id.to_owned()).or_default();
+        waiters
+            .counter
+            .get_or_insert_with(|| watch::channel(0).0)
+            .subscribe()
     }
 
     fn listen(&self, user_id: &str, listener: Arc<dyn Listener>) {
-        Self::entry(&mut self.0.lock(), user_id)
-            .listeners
-            .push(listener);
+        let mut users = self.0.lock();
+        let waiters = users.entry(user_id.to_owned()).or_default();
+        if waiters.first.is_none() {
+            waiters.first = Some(listener);
+        } else {
+            waiters.more.push(listener);
+        }
     }
 
     fn unlisten(&self, user_id: &str, listener: &Arc<dyn Listener>) {
         let mut users = self.0.lock();
-        if let Some(waiters) = users.get_mut(user_id) {
-            waiters.listeners.retain(|l| !Arc::ptr_eq(l, listener));
-            if waiters.listeners.is_empty() && waiters.counter.receiver_count() == 0 {
-                users.remove(user_id);
-            }
+        let Some(waiters) = users.get_mut(user_id) else {
+            return;
+        };
+        if waiters
+            .first
+            .as_ref()
+            .is_some_and(|l| Arc::ptr_eq(l, listener))
+        {
+            waiters.first = waiters.more.pop();
+        } else {
+            waiters.more.retain(|l| !Arc::ptr_eq(l, listener));
+        }
+        if waiters.is_unused() {
+            users.remove(user_id);
         }
     }
 
@@ -74,14 +101,22 @@ impl UserChannels {
         let mut users = self.0.lock();
         for user in user_ids {
             let user = user.as_ref();
-            if let Some(waiters) = users.get_mut(user) {
-                listeners.extend(waiters.listeners.iter().cloned());
-                if waiters.counter.receiver_count() > 0 {
-                    waiters.counter.send_modify(|n| *n += 1);
-                } else if waiters.listeners.is_empty() {
-                    // Nobody waits any more: forget the user so the map stays small.
+            let Some(waiters) = users.get_mut(user) else {
+                continue;
+            };
+            if let Some(first) = &waiters.first {
+                listeners.push(Arc::clone(first));
+                listeners.extend(waiters.more.iter().cloned());
+            }
+            match &waiters.counter {
+                Some(counter) if counter.receiver_count() > 0 => {
+                    counter.send_modify(|n| *n += 1);
+                }
+                // Nobody waits any more: forget the user so the map stays small.
+                _ if waiters.first.is_none() => {
                     users.remove(user);
                 }
+                _ => {}
             }
         }
         listeners
@@ -241,6 +276,54 @@ mod tests {
             RocksEngine::open(dir, &[crate::storage::META], &RocksSettings::for_tests()).unwrap(),
         );
         StreamCounter::load(db).unwrap()
+    }
+
+    struct Counting(std::sync::atomic::AtomicUsize);
+
+    impl super::Listener for Counting {
+        fn news(&self) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    fn told(listener: &Counting) -> usize {
+        listener.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Without a runtime, listeners are told on the notifying thread: checked at once.
+    #[test]
+    fn every_listener_of_a_user_is_told_until_it_stops_listening() {
+        let dir = tempfile::tempdir().unwrap();
+        let stream = counter(dir.path());
+        let notifier = Arc::new(Notifier::new(Arc::clone(&stream)));
+        let (a, b) = (Arc::new(Counting(0.into())), Arc::new(Counting(0.into())));
+        let listening_a = notifier.listen("@u:x", a.clone());
+        let listening_b = notifier.listen("@u:x", b.clone());
+        let mut long_poll = notifier.subscribe("@u:x");
+        let pos = stream.reserve().unwrap().pos();
+        notifier.notify_at(pos, ["@u:x", "@nobody:x"]);
+        assert_eq!((told(&a), told(&b)), (1, 1));
+        assert!(long_poll.has_changed().unwrap());
+        long_poll.borrow_and_update();
+
+        drop(listening_a);
+        let pos = stream.reserve().unwrap().pos();
+        notifier.notify_at(pos, ["@u:x"]);
+        assert_eq!((told(&a), told(&b)), (1, 2), "only b listens");
+        assert!(
+            long_poll.has_changed().unwrap(),
+            "the long-poll still wakes"
+        );
+
+        drop(listening_b);
+        drop(long_poll);
+        let pos = stream.reserve().unwrap().pos();
+        notifier.notify_at(pos, ["@u:x"]);
+        assert_eq!((told(&a), told(&b)), (1, 2));
+        assert!(
+            notifier.users.0.lock().is_empty(),
+            "a user nobody waits for is forgotten"
+        );
     }
 
     #[tokio::test]
