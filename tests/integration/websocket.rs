@@ -119,17 +119,47 @@ async fn send(server: &Server, token: &str, room: &str, body: &str) {
     assert_eq!(status, StatusCode::OK, "{res}");
 }
 
-#[tokio::test]
-async fn delivers_in_order_and_resumes_without_loss_or_doubles() {
+/// A fresh server with a sender and a reader in a room, and the reader's socket past its
+/// initial sync, which is acknowledged.
+struct Connected {
+    server: Server,
+    sender: String,
+    reader: String,
+    room: String,
+    socket: Socket,
+    initial: Value,
+}
+
+async fn connected() -> Connected {
     let server = Server::start().await;
     let (sender, reader, room) = setup(&server).await;
     let mut socket = connect(&server, Some(&reader), None).await.unwrap();
     let initial = next_sync(&mut socket).await;
+    ack(&mut socket, &initial).await;
+    Connected {
+        server,
+        sender,
+        reader,
+        room,
+        socket,
+        initial,
+    }
+}
+
+#[tokio::test]
+async fn delivers_in_order_and_resumes_without_loss_or_doubles() {
+    let Connected {
+        server,
+        sender,
+        reader,
+        room,
+        mut socket,
+        initial,
+    } = connected().await;
     assert!(
         initial["rooms"]["join"][&room].is_object(),
         "initial sync carries the room"
     );
-    ack(&mut socket, &initial).await;
 
     let mut received = Vec::new();
     let mut last_acked = initial["next_batch"].as_str().unwrap().to_owned();
@@ -150,12 +180,7 @@ async fn delivers_in_order_and_resumes_without_loss_or_doubles() {
     let mut socket = connect(&server, Some(&reader), Some(&last_acked))
         .await
         .unwrap();
-    let mut resumed = Vec::new();
-    while resumed.len() < 3 {
-        let body = next_sync(&mut socket).await;
-        resumed.extend(messages(&body, &room));
-        ack(&mut socket, &body).await;
-    }
+    let resumed = read_messages(&mut socket, &room, 3).await;
     assert_eq!(resumed, ["m5", "m6", "m7"], "nothing lost, nothing twice");
 }
 
@@ -174,11 +199,14 @@ async fn assert_quiet(socket: &mut Socket, why: &str) {
 
 #[tokio::test]
 async fn up_to_a_window_of_responses_go_unacknowledged_and_one_ack_covers_earlier_ones() {
-    let server = Server::start().await;
-    let (sender, reader, room) = setup(&server).await;
-    let mut socket = connect(&server, Some(&reader), None).await.unwrap();
-    let initial = next_sync(&mut socket).await;
-    ack(&mut socket, &initial).await;
+    let Connected {
+        server,
+        sender,
+        reader,
+        room,
+        mut socket,
+        ..
+    } = connected().await;
     let mut unacked = Vec::new();
     for i in 0..WINDOW {
         send(&server, &sender, &room, &format!("m{i}")).await;
@@ -211,14 +239,9 @@ async fn up_to_a_window_of_responses_go_unacknowledged_and_one_ack_covers_earlie
     )
     .await
     .unwrap();
-    let mut resumed = Vec::new();
     let mut expected: Vec<String> = (processed + 1..WINDOW).map(|i| format!("m{i}")).collect();
     expected.push("beyond".into());
-    while resumed.len() < expected.len() {
-        let body = next_sync(&mut socket).await;
-        resumed.extend(messages(&body, &room));
-        ack(&mut socket, &body).await;
-    }
+    let resumed = read_messages(&mut socket, &room, expected.len()).await;
     assert_eq!(resumed, expected);
 }
 
@@ -337,11 +360,12 @@ async fn a_bad_set_presence_is_refused_before_the_upgrade() {
 
 #[tokio::test]
 async fn logout_closes_the_socket() {
-    let server = Server::start().await;
-    let (_, reader, _) = setup(&server).await;
-    let mut socket = connect(&server, Some(&reader), None).await.unwrap();
-    let initial = next_sync(&mut socket).await;
-    ack(&mut socket, &initial).await;
+    let Connected {
+        server,
+        reader,
+        mut socket,
+        ..
+    } = connected().await;
     let (status, _) = server
         .request(
             Method::POST,
