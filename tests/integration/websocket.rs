@@ -119,43 +119,20 @@ async fn send(server: &Server, token: &str, room: &str, body: &str) {
     assert_eq!(status, StatusCode::OK, "{res}");
 }
 
-/// A fresh server with a sender and a reader in a room, and the reader's socket past its
-/// initial sync, which is acknowledged.
-struct Connected {
-    server: Server,
-    sender: String,
-    reader: String,
-    room: String,
-    socket: Socket,
-    initial: Value,
-}
-
-async fn connected() -> Connected {
+/// A fresh server, a sender's and a reader's tokens, the room both are in, and the reader's
+/// socket past its initial sync (also returned), which is acknowledged.
+async fn connected() -> (Server, String, String, String, Socket, Value) {
     let server = Server::start().await;
     let (sender, reader, room) = setup(&server).await;
     let mut socket = connect(&server, Some(&reader), None).await.unwrap();
     let initial = next_sync(&mut socket).await;
     ack(&mut socket, &initial).await;
-    Connected {
-        server,
-        sender,
-        reader,
-        room,
-        socket,
-        initial,
-    }
+    (server, sender, reader, room, socket, initial)
 }
 
 #[tokio::test]
 async fn delivers_in_order_and_resumes_without_loss_or_doubles() {
-    let Connected {
-        server,
-        sender,
-        reader,
-        room,
-        mut socket,
-        initial,
-    } = connected().await;
+    let (server, sender, reader, room, mut socket, initial) = connected().await;
     assert!(
         initial["rooms"]["join"][&room].is_object(),
         "initial sync carries the room"
@@ -199,14 +176,7 @@ async fn assert_quiet(socket: &mut Socket, why: &str) {
 
 #[tokio::test]
 async fn up_to_a_window_of_responses_go_unacknowledged_and_one_ack_covers_earlier_ones() {
-    let Connected {
-        server,
-        sender,
-        reader,
-        room,
-        mut socket,
-        ..
-    } = connected().await;
+    let (server, sender, reader, room, mut socket, _) = connected().await;
     let mut unacked = Vec::new();
     for i in 0..WINDOW {
         send(&server, &sender, &room, &format!("m{i}")).await;
@@ -360,12 +330,7 @@ async fn a_bad_set_presence_is_refused_before_the_upgrade() {
 
 #[tokio::test]
 async fn logout_closes_the_socket() {
-    let Connected {
-        server,
-        reader,
-        mut socket,
-        ..
-    } = connected().await;
+    let (server, _, reader, _, mut socket, _) = connected().await;
     let (status, _) = server
         .request(
             Method::POST,
