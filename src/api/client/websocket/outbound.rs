@@ -224,8 +224,9 @@ impl Listener for Outbound {
             Ok(SharedNews::Shared(reply)) => reply,
             Ok(SharedNews::Other) | Err(_) => return self.wake_task(&mut state),
         };
-        // Written now if the socket takes it all; a waker that does nothing, because the
-        // task, not this thread, finishes a write that can't complete now. Written from the
+        // Written now, without waiting, as far as the socket takes it: by a direct `send`, or
+        // through the stream with a waker that does nothing, because the task, not this
+        // thread, finishes a write that can't complete now. Written from the
         // shared frame itself rather than queued and then written by `poll_write_queue`: the
         // queue holds its own handle to the frame, and a handle taken and dropped per
         // connection (as the WebSocket library's framing did) was 2 % of the server's CPU
