@@ -4,7 +4,6 @@
 //! federation) → [`storage`]. `docs/architecture.md` is the map.
 
 pub mod api;
-pub mod code_pages;
 pub mod config;
 pub mod error;
 pub mod events;
@@ -12,6 +11,7 @@ pub mod http;
 pub mod rooms;
 pub mod server;
 pub mod services;
+pub mod startup_memory;
 pub mod storage;
 pub mod sync;
 pub mod users;

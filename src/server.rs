@@ -96,8 +96,8 @@ pub async fn run(config: Config) -> Result<(), BoxError> {
     }
     use std::io::Write;
     let _ = std::io::stdout().flush();
-    // Everything start-up runs has run: give its code pages back (code_pages.rs).
-    crate::code_pages::drop_startup_pages();
+    // Everything start-up runs has run: give back the memory only it used (startup_memory.rs).
+    crate::startup_memory::give_back();
 
     while let Some(result) = tasks.join_next().await {
         result??;

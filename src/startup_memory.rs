@@ -1,12 +1,19 @@
-//! Start-up's code pages are given back once the server is up.
+//! Memory that only start-up used is given back once the server is up.
 //!
-//! Most of an idle Roost's resident memory was the executable's own code: its `.text` is
-//! about 17 MiB, and although a request runs a small part of it, the kernel maps the pages
-//! around each one that faults (fault-around, read-ahead), so start-up alone (configuration,
-//! RocksDB's open, the services' set-up) left nearly all of it resident: 14 of an idle server's
-//! 24 MiB. Once the listeners are bound, [`drop_startup_pages`] asks the kernel to page out
-//! the read-only file mappings (`MADV_PAGEOUT`); what requests run faults back in, the rest
-//! stays on disk. Measured in docs/performance.md ("RSS").
+//! Two kinds, both measured in docs/performance.md ("RSS"):
+//!
+//! * **Code pages.** Most of an idle Roost's resident memory was the executable's own code:
+//!   its `.text` is about 17 MiB, and although a request runs a small part of it, the kernel
+//!   maps the pages around each one that faults (fault-around, read-ahead), so start-up alone
+//!   (configuration, RocksDB's open, the services' set-up) left nearly all of it resident: 14
+//!   of an idle server's 24 MiB. `drop_code_pages` asks the kernel to page out the
+//!   read-only file mappings (`MADV_PAGEOUT`); what requests run faults back in, the rest
+//!   stays on disk.
+//! * **The C heap's free pages.** Rust allocates from mimalloc (`main.rs`), but RocksDB's C++
+//!   uses the C library's malloc, and opening the database allocates and frees about 1 MiB
+//!   (options files parsed and written, the manifest) that glibc keeps inside its heap, below
+//!   what stays allocated, where its own trimming (which only shrinks the heap's top) never
+//!   reaches. `trim_c_heap` hands those free pages back (`malloc_trim`).
 //!
 //! Only pages no other process maps are paged out (the kernel skips shared ones), so a
 //! shared library's pages that other programs use, or a second Roost started from the same
@@ -15,10 +22,29 @@
 //! time that code runs. A read-only mapping the loader wrote to first (the relocated
 //! pointers of `.data.rel.ro`) holds private copies, which would go to swap instead.
 
+/// Give back what start-up alone used; called once the listeners are bound. Best effort.
+pub fn give_back() {
+    drop_code_pages();
+    trim_c_heap();
+}
+
+/// Return the C heap's free pages to the system. glibc only; elsewhere nothing happens.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn trim_c_heap() {
+    // SAFETY: malloc_trim only releases memory glibc's allocator holds free; it is safe to
+    // call from any thread at any time.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn trim_c_heap() {}
+
 /// Page out the executable's and shared libraries' read-only mappings. Best effort: on
 /// kernels without `MADV_PAGEOUT` (before 5.4) or other systems, nothing happens.
 #[cfg(target_os = "linux")]
-pub fn drop_startup_pages() {
+fn drop_code_pages() {
     let Ok(smaps) = std::fs::read_to_string("/proc/self/smaps") else {
         return;
     };
@@ -38,7 +64,7 @@ pub fn drop_startup_pages() {
 }
 
 #[cfg(not(target_os = "linux"))]
-pub fn drop_startup_pages() {}
+fn drop_code_pages() {}
 
 /// The address ranges of `/proc/self/smaps` mappings that map a file, are not writable and
 /// hold no private copies (`Anonymous: 0 kB`): code and read-only data as the file has them.
