@@ -40,8 +40,8 @@ pub async fn run(config: Config) -> Result<(), BoxError> {
         );
     }
 
-    let client = TcpListener::bind(config.listeners.client)
-        .await
+    let client = bind(config.listeners.client)
+        .and_then(TcpListener::from_std)
         .map_err(|e| format!("listeners.client {}: {e}", config.listeners.client))?;
     println!("listening client http://{}", client.local_addr()?);
     // Wake-ups wait for the stream frontier; this task releases them as it moves.
@@ -63,9 +63,8 @@ pub async fn run(config: Config) -> Result<(), BoxError> {
         match tls {
             // TLS terminated here (the port 8448 that other servers connect to directly).
             Some(tls) => {
-                let listener = std::net::TcpListener::bind(addr)
-                    .map_err(|e| format!("listeners.federation {addr}: {e}"))?;
-                listener.set_nonblocking(true)?;
+                let listener =
+                    bind(addr).map_err(|e| format!("listeners.federation {addr}: {e}"))?;
                 println!("listening federation https://{}", listener.local_addr()?);
                 let handle = axum_server::Handle::new();
                 let shutdown = handle.clone();
@@ -82,8 +81,8 @@ pub async fn run(config: Config) -> Result<(), BoxError> {
             }
             // Plain HTTP, behind a TLS-terminating proxy.
             None => {
-                let listener = TcpListener::bind(addr)
-                    .await
+                let listener = bind(addr)
+                    .and_then(TcpListener::from_std)
                     .map_err(|e| format!("listeners.federation {addr}: {e}"))?;
                 println!("listening federation http://{}", listener.local_addr()?);
                 tasks.spawn(async move {
@@ -104,6 +103,26 @@ pub async fn run(config: Config) -> Result<(), BoxError> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Connections that may wait to be accepted. The kernel caps it at `net.core.somaxconn`
+/// (4096 by default since Linux 5.4), so asking for more takes whatever the operator allows.
+/// When every client of a workspace reconnects at once (after a restart, or a network blip),
+/// thousands of connections arrive within a second; with tokio's default of 1024, the queue
+/// overflowed under 10,000 WebSockets connecting together, and a handshake that the kernel
+/// dropped then and answered too late was reset (docs/performance.md, session 10).
+const LISTEN_BACKLOG: i32 = 65_535;
+
+/// A non-blocking listening socket on `addr` with [`LISTEN_BACKLOG`]; `SO_REUSEADDR` as
+/// tokio's own `bind` sets it, so a restart doesn't wait for the old connections' TIME_WAIT.
+fn bind(addr: std::net::SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    Ok(socket.into())
 }
 
 /// The client listener: accepted sockets send at once ([`no_delay`]), and requests learn who
@@ -186,5 +205,38 @@ mod tests {
         let _server = tokio::net::TcpStream::connect(addr).await.unwrap();
         let (accepted, _) = federation_listener.accept().await;
         assert!(accepted.nodelay().unwrap());
+    }
+
+    /// The listening socket asks for a long accept queue, and gets what the kernel allows.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn listeners_queue_as_many_connections_as_the_kernel_allows() {
+        use std::os::fd::AsRawFd as _;
+        let listener = super::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        // For a listening socket, TCP_INFO's `tcpi_sacked` is the accept queue's limit.
+        let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+        let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+        // SAFETY: `info` and `len` are valid for writes of the size passed.
+        let rc = unsafe {
+            libc::getsockopt(
+                listener.as_raw_fd(),
+                libc::IPPROTO_TCP,
+                libc::TCP_INFO,
+                (&mut info as *mut libc::tcp_info).cast(),
+                &mut len,
+            )
+        };
+        assert_eq!(rc, 0, "{}", std::io::Error::last_os_error());
+        let somaxconn: u32 = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert_eq!(
+            info.tcpi_sacked,
+            somaxconn.min(super::LISTEN_BACKLOG as u32)
+        );
+        // Longer than tokio's default of 1024 wherever the kernel allows it.
+        assert!(info.tcpi_sacked > 1024 || somaxconn <= 1024);
     }
 }
