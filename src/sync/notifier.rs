@@ -20,13 +20,15 @@ use parking_lot::Mutex;
 use tokio::sync::watch;
 
 use crate::storage::stream::StreamCounter;
+use crate::sync::v2::FanoutScratch;
 
 /// Something that takes a user's news itself when woken, instead of a task waking to look:
 /// a WebSocket connection writes the response shared by every reader of a message straight
 /// from the wake-up (`api/client/websocket/`). Called from whichever thread wakes the user,
-/// possibly from several at once.
+/// possibly from several at once; `scratch` is what the thread's previous listener of the same
+/// wake-up left for the next (the window they all read).
 pub trait Listener: Send + Sync {
-    fn news(&self);
+    fn news(&self, scratch: &mut FanoutScratch);
 }
 
 /// What wakes for one user. Under fan-out a message visits the entries of a room's thousands
@@ -250,7 +252,8 @@ fn tell(listeners: Vec<Arc<dyn Listener>>) {
         return;
     }
     let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-        listeners.iter().for_each(|l| l.news());
+        let mut scratch = FanoutScratch::default();
+        listeners.iter().for_each(|l| l.news(&mut scratch));
         return;
     };
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
@@ -258,7 +261,10 @@ fn tell(listeners: Vec<Arc<dyn Listener>>) {
     let mut listeners = listeners;
     while !listeners.is_empty() {
         let chunk = listeners.split_off(listeners.len().saturating_sub(per_thread));
-        runtime.spawn_blocking(move || chunk.iter().for_each(|l| l.news()));
+        runtime.spawn_blocking(move || {
+            let mut scratch = FanoutScratch::default();
+            chunk.iter().for_each(|l| l.news(&mut scratch));
+        });
     }
 }
 
@@ -281,7 +287,7 @@ mod tests {
     struct Counting(std::sync::atomic::AtomicUsize);
 
     impl super::Listener for Counting {
-        fn news(&self) {
+        fn news(&self, _: &mut crate::sync::v2::FanoutScratch) {
             self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         }
     }

@@ -49,6 +49,11 @@ pub struct TimelineWindow {
 }
 
 impl TimelineWindow {
+    /// Whether one of its events is `user_id`'s (their device would get `transaction_id`s).
+    pub fn sent_by(&self, user_id: &ruma::UserId) -> bool {
+        self.entries.iter().any(|e| e.pdu.sender == user_id)
+    }
+
     pub fn new(entries: Vec<TimelineEntry>, limited: bool, json: Box<RawValue>) -> Self {
         Self {
             entries,

@@ -37,7 +37,7 @@ use crate::users::account_data::AccountData;
 
 mod shared_reply;
 
-pub use shared_reply::JoinedMemo;
+pub use shared_reply::{FanoutScratch, JoinedMemo};
 
 /// Timeline events per room when the filter names no limit.
 const DEFAULT_TIMELINE_LIMIT: usize = 10;
@@ -99,11 +99,11 @@ pub fn token(pos: u64) -> String {
 }
 
 /// [`SyncService::shared_news`]'s answer.
-pub enum SharedNews {
+pub enum SharedNews<'s> {
     /// Nothing after `since` yet.
     Nothing,
     /// The response shared by every reader it is the same for (it ends at its `pos`).
-    Shared(Arc<SharedReply>),
+    Shared(&'s Arc<SharedReply>),
     /// Something else: the full computation must tell.
     Other,
 }
@@ -203,13 +203,14 @@ impl SyncService {
     /// it is, if that can be told without the full computation (`params` is the connection's,
     /// its own `since` aside). A connection answers its news from the notifier's thread this
     /// way, without waking its own task.
-    pub fn shared_news(
+    pub fn shared_news<'s>(
         &self,
         who: &Identity,
         since: Option<u64>,
         params: &SyncParams,
         memo: &mut JoinedMemo,
-    ) -> Result<SharedNews> {
+        scratch: &'s mut FanoutScratch,
+    ) -> Result<SharedNews<'s>> {
         let upto = self.stream.frontier();
         let Some(since) = since else {
             return Ok(SharedNews::Other);
@@ -218,7 +219,7 @@ impl SyncService {
             return Ok(SharedNews::Nothing);
         }
         Ok(
-            match self.shared_reply(who, since, upto, params, Some(memo))? {
+            match self.shared_reply_in(who, since, upto, params, Some(memo), scratch)? {
                 Some(reply) => SharedNews::Shared(reply),
                 None => SharedNews::Other,
             },
@@ -550,23 +551,50 @@ impl SyncService {
         params: &SyncParams,
         membership: Membership,
     ) -> Result<Arc<TimelineWindow>> {
-        let sent_by_reader =
-            |window: &TimelineWindow| window.entries.iter().any(|e| e.pdu.sender == who.user_id);
+        self.timeline_window_shared(who, room_short, since, upto, params, membership)
+            .map(|(window, _)| window)
+    }
+
+    /// The key a window of `(since, upto]` is shared by among readers joined through it.
+    fn shared_window_key(
+        &self,
+        room_short: u64,
+        since: u64,
+        upto: u64,
+        params: &SyncParams,
+    ) -> WindowKey {
+        WindowKey {
+            room: room_short,
+            since,
+            upto,
+            filter: params.filter.timeline_key(),
+            annotation_epoch: self.rooms.annotation_epoch(),
+        }
+    }
+
+    /// [`Self::timeline_window`], and whether the window is the one shared by its key (not
+    /// one of the reader's own).
+    fn timeline_window_shared(
+        &self,
+        who: &Identity,
+        room_short: u64,
+        since: Option<u64>,
+        upto: u64,
+        params: &SyncParams,
+        membership: Membership,
+    ) -> Result<(Arc<TimelineWindow>, bool)> {
+        let sent_by_reader = |window: &TimelineWindow| window.sent_by(&who.user_id);
         let key = match (membership, since) {
-            (Membership::Joined { in_window: false }, Some(since)) => Some(WindowKey {
-                room: room_short,
-                since,
-                upto,
-                filter: params.filter.timeline_key(),
-                annotation_epoch: self.rooms.annotation_epoch(),
-            }),
+            (Membership::Joined { in_window: false }, Some(since)) => {
+                Some(self.shared_window_key(room_short, since, upto, params))
+            }
             _ => None,
         };
         if let Some(key) = &key
             && let Some(window) = self.shared_timelines.get(key)
             && !sent_by_reader(&window)
         {
-            return Ok(window);
+            return Ok((window, true));
         }
 
         let filter = &params.filter.room;
@@ -632,8 +660,9 @@ impl SyncService {
                 .all(|e| self.rooms.was_plain_at(&e.pdu, key.annotation_epoch))
         {
             self.shared_timelines.insert(key, Arc::clone(&window));
+            return Ok((window, true));
         }
-        Ok(window)
+        Ok((window, false))
     }
 
     /// Lazy loading, incremental: the member events (at `snapshot`) of the `wanted` members

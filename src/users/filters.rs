@@ -10,7 +10,7 @@ use super::tables::FILTERS;
 use crate::error::{Error, Result};
 use crate::storage::keys::KeyBuilder;
 use crate::storage::{Batch, KvEngine};
-use crate::sync::filter::SyncFilter;
+use crate::sync::filter::{FilterKey, SyncFilter};
 use crate::util::{GenerationalCache, random_alphanumeric};
 
 pub struct Filters {
@@ -18,6 +18,12 @@ pub struct Filters {
     /// Stored filters parsed for sync, by key: a filter never changes once uploaded, and a
     /// syncing client names the same one on every request.
     parsed: GenerationalCache<Vec<u8>, Arc<SyncFilter>>,
+    /// Parsed filters by what they say (the digest of their JSON), so that readers with the
+    /// same filter share one: a workspace's clients upload the same filter, each under an id
+    /// of its own, and when a message reaches thousands of readers, each reader's own copy
+    /// was a cache miss or two in the checks of the shared response (`shared_reply.rs`),
+    /// besides its memory.
+    interned: GenerationalCache<FilterKey, Arc<SyncFilter>>,
 }
 
 /// Parsed filters kept in memory (about twice as many at most).
@@ -52,6 +58,7 @@ impl Filters {
         Self {
             db,
             parsed: GenerationalCache::new(PARSED_CAPACITY),
+            interned: GenerationalCache::new(PARSED_CAPACITY),
         }
     }
 
@@ -83,9 +90,23 @@ impl Filters {
         let Some(stored) = FILTERS.get(&*self.db, &key)? else {
             return Ok(None);
         };
-        let parsed = Arc::new(SyncFilter::from_value(stored)?);
+        let parsed = self.parse(stored)?;
         self.parsed.insert(key, Arc::clone(&parsed));
         Ok(Some(parsed))
+    }
+
+    /// A filter (stored, or inline in a request) parsed for sync: the same one as every
+    /// other filter that says the same, while it is in memory.
+    pub fn parse(&self, filter: Value) -> Result<Arc<SyncFilter>> {
+        // serde_json's maps keep keys sorted, so the same filter spells the same whatever
+        // order its keys were uploaded in.
+        let key = FilterKey::new(&filter.to_string());
+        if let Some(parsed) = self.interned.get(&key) {
+            return Ok(parsed);
+        }
+        let parsed = Arc::new(SyncFilter::from_value(filter)?);
+        self.interned.insert(key, Arc::clone(&parsed));
+        Ok(parsed)
     }
 
     /// The filter parsed for use (by sync).
@@ -97,5 +118,47 @@ impl Filters {
         Ok(self
             .get(user_id, filter_id)?
             .and_then(|f| serde_json::from_value(f).ok()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use ruma::user_id;
+    use serde_json::json;
+
+    use crate::services::Services;
+
+    #[test]
+    fn filters_that_say_the_same_are_parsed_once() {
+        let (_dir, services) = Services::fresh_for_tests();
+        let filters = &services.filters;
+        let lazy =
+            json!({"room": {"state": {"lazy_load_members": true}, "timeline": {"limit": 5}}});
+        // The same filter uploaded by two users, keys in another order the second time.
+        let alice = filters.create(user_id!("@alice:localhost"), &lazy).unwrap();
+        let reordered =
+            json!({"room": {"timeline": {"limit": 5}, "state": {"lazy_load_members": true}}});
+        let bob = filters
+            .create(user_id!("@bob:localhost"), &reordered)
+            .unwrap();
+        let alices = filters
+            .sync_filter(user_id!("@alice:localhost"), &alice)
+            .unwrap()
+            .unwrap();
+        let bobs = filters
+            .sync_filter(user_id!("@bob:localhost"), &bob)
+            .unwrap()
+            .unwrap();
+        assert!(Arc::ptr_eq(&alices, &bobs));
+        assert!(bobs.room.state.lazy_load_members);
+        // Inline, the same again; another filter is another.
+        assert!(Arc::ptr_eq(&filters.parse(lazy).unwrap(), &alices));
+        let other = filters
+            .parse(json!({"room": {"timeline": {"limit": 6}}}))
+            .unwrap();
+        assert!(!Arc::ptr_eq(&other, &alices));
+        assert!(!other.room.state.lazy_load_members);
     }
 }

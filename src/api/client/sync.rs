@@ -117,7 +117,7 @@ pub fn sync_filter(
             let value: Value = serde_json::from_str(inline)
                 .map_err(|_| Error::new(crate::error::ErrorKind::NotJson, "Filter is not JSON"))?;
             crate::users::filters::validate(&value)?;
-            SyncFilter::from_value(value).map(Arc::new)
+            s.filters.parse(value)
         }
         Some(id) => s
             .filters

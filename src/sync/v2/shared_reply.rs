@@ -47,6 +47,7 @@ use crate::rooms::filter::EventFilter;
 use crate::rooms::room_positions::RoomWindow;
 use crate::sync::response::{Events, RoomSection, SharedReply, SyncResponse, UnreadNotifications};
 use crate::sync::shared_timeline::SharedRaw;
+use crate::sync::shared_timeline::{TimelineWindow, WindowKey};
 use crate::users::Identity;
 
 /// What a connection that follows the stream remembers of its last shared reply: its user
@@ -67,6 +68,19 @@ impl JoinedMemo {
     }
 }
 
+/// What one thread keeps from one reader to the next while it tells a fan-out's readers their
+/// news (`sync/notifier.rs`): the room of the last window asked about, and the shared timeline
+/// window the last reader got. A message's readers ask for the same ones, and taken from the
+/// shared structures per reader, each was a lock or a reference count that both cores
+/// contended for, and a room id copied.
+#[derive(Default)]
+pub struct FanoutScratch {
+    /// `(since, upto)` and its room, if it is one room's.
+    room: Option<((u64, u64), Option<RoomWindow>)>,
+    /// A window by its key, and whether it is the shared one (not a reader's own).
+    window: Option<(WindowKey, Arc<TimelineWindow>, bool)>,
+}
+
 impl SyncService {
     /// `who`'s response to `(since, upto]`, if it is the one shared by every reader of the
     /// window's only room that it is the same for (see the module's doc). `None`: work it out.
@@ -78,22 +92,49 @@ impl SyncService {
         params: &SyncParams,
         memo: Option<&mut JoinedMemo>,
     ) -> Result<Option<Arc<SharedReply>>> {
+        let mut scratch = FanoutScratch::default();
+        Ok(self
+            .shared_reply_in(who, since, upto, params, memo, &mut scratch)?
+            .cloned())
+    }
+
+    /// [`Self::shared_reply`], with what the previous reader of a fan-out found in `scratch`.
+    pub(super) fn shared_reply_in<'s>(
+        &self,
+        who: &Identity,
+        since: u64,
+        upto: u64,
+        params: &SyncParams,
+        memo: Option<&mut JoinedMemo>,
+        scratch: &'s mut FanoutScratch,
+    ) -> Result<Option<&'s Arc<SharedReply>>> {
         let filter = &params.filter.room;
         if params.full_state || params.use_state_after {
             return Ok(None);
         }
-        let Some(RoomWindow {
+        let FanoutScratch {
+            room: room_memo,
+            window: window_memo,
+        } = scratch;
+        if room_memo
+            .as_ref()
+            .is_none_or(|(span, _)| *span != (since, upto))
+        {
+            *room_memo = Some(((since, upto), self.rooms.single_room_window(since, upto)));
+        }
+        let Some(Some(RoomWindow {
             short: room_short,
             id: room_id,
             ephemeral,
-        }) = self.rooms.single_room_window(since, upto)
+        })) = room_memo.as_ref().map(|(_, room)| room)
         else {
             return Ok(None);
         };
+        let (room_short, ephemeral) = (*room_short, *ephemeral);
         // Typing and receipts go in as they are, so the reader's filter must let both through.
         let all_ephemeral =
             |f: &EventFilter| f.allows_type("m.typing") && f.allows_type("m.receipt");
-        if !filter.allows_room(&room_id)
+        if !filter.allows_room(room_id)
             || (ephemeral && !all_ephemeral(&filter.ephemeral))
             || self
                 .rooms
@@ -109,7 +150,7 @@ impl SyncService {
                 .rooms
                 .rooms_of(&who.user_id)?
                 .iter()
-                .any(|(id, membership)| *id == room_id && membership == "join")
+                .any(|(id, membership)| id == room_id && membership == "join")
         {
             return Ok(None);
         }
@@ -117,8 +158,27 @@ impl SyncService {
             *memo = JoinedMemo(Some((room_short, upto)));
         }
         let joined_through = Membership::Joined { in_window: false };
-        let window =
-            self.timeline_window(who, room_short, Some(since), upto, params, joined_through)?;
+        // The last reader's window if it is the shared one this reader gets too: the same key,
+        // and none of its events the reader's (as `timeline_window` decides).
+        let key = self.shared_window_key(room_short, since, upto, params);
+        let held = window_memo.as_ref().is_some_and(|(held, window, shared)| {
+            *shared && *held == key && !window.sent_by(&who.user_id)
+        });
+        if !held {
+            let (window, shared) = self.timeline_window_shared(
+                who,
+                room_short,
+                Some(since),
+                upto,
+                params,
+                joined_through,
+            )?;
+            *window_memo = Some((key, window, shared));
+        }
+        let window_memo: &'s _ = window_memo;
+        let Some((_, window, _)) = window_memo else {
+            unreachable!("held or just stored");
+        };
         // Nothing to show (messages filtered out, nothing ephemeral): the full computation
         // finds no news here either.
         if window.entries.is_empty() && !ephemeral {
@@ -154,12 +214,12 @@ impl SyncService {
             self.to_device.acknowledge(who, since)?;
         }
         if let Some(reply) = window.reply.get() {
-            return Ok(Some(Arc::clone(reply)));
+            return Ok(Some(reply));
         }
         // The room's typers and public receipts that changed in the window, as every member
         // gets them (the window holds no private receipt), and every filter here lets through.
         let shared_ephemeral = if ephemeral {
-            self.ephemeral(&room_id, who, Some(since), upto)?
+            self.ephemeral(room_id, who, Some(since), upto)?
         } else {
             Vec::new()
         };
@@ -180,7 +240,7 @@ impl SyncService {
             },
         );
         let reply = Arc::new(SharedReply::new(upto, &body).map_err(Error::internal)?);
-        Ok(Some(Arc::clone(window.reply.get_or_init(|| reply))))
+        Ok(Some(window.reply.get_or_init(|| reply)))
     }
 }
 
@@ -193,6 +253,7 @@ mod tests {
     use serde_json::json;
 
     use super::super::{SyncParams, SyncService};
+    use super::FanoutScratch;
     use crate::events::PduTemplate;
     use crate::rooms::create::{CreateRoom, Preset};
     use crate::rooms::pipeline::TxnKey;
@@ -266,6 +327,68 @@ mod tests {
         let (body, news) = sync.compute(who, Some(since), upto, p).unwrap();
         assert!(news);
         without_age(&serde_json::to_vec(&body).unwrap())
+    }
+
+    /// Readers told one after another with one scratch (as a fan-out's thread tells them)
+    /// each get what they would get alone: the shared reply, or their own.
+    #[tokio::test]
+    async fn a_fanout_scratch_hands_on_only_the_shared_window() {
+        let (_dir, services) = Services::fresh_for_tests();
+        let room_id = room_of_three(&services).await;
+        let (alice, bob, carol) = (
+            device("@alice:localhost"),
+            device("@bob:localhost"),
+            device("@carol:localhost"),
+        );
+        let sync = &services.sync;
+        let since = services.stream.frontier();
+        let txn = TxnKey {
+            user: &alice.user_id,
+            device: &alice.device_id,
+            endpoint: "send",
+            txn_id: "t1",
+        };
+        let mine = PduTemplate::message("m.room.message", json!({"body": "mine"}));
+        services
+            .rooms
+            .append_with_txn(&room_id, &alice.user_id, mine, &txn)
+            .await
+            .unwrap();
+        let upto = services.stream.frontier();
+        let p = params(since, SyncFilter::default());
+        let mut scratch = FanoutScratch::default();
+        let mut told = |who: &Identity, since: u64, upto: u64, p: &SyncParams| {
+            let reply = sync.shared_reply_in(who, since, upto, p, None, &mut scratch);
+            Arc::clone(reply.unwrap().expect("shared"))
+        };
+
+        let for_bob = told(&bob, since, upto, &p);
+        // The sender after bob: not bob's window, but hers, with her transaction id.
+        let for_alice = told(&alice, since, upto, &p);
+        assert!(!Arc::ptr_eq(&for_alice, &for_bob));
+        assert!(String::from_utf8_lossy(&for_alice.body).contains("\"transaction_id\":\"t1\""));
+        // Carol after alice: the shared one again.
+        let for_carol = told(&carol, since, upto, &p);
+        assert!(Arc::ptr_eq(&for_carol, &for_bob));
+        assert!(!String::from_utf8_lossy(&for_carol.body).contains("transaction_id"));
+        // Another timeline filter is another window; so is the next message.
+        let one = SyncFilter::from_value(json!({"room": {"timeline": {"limit": 1}}})).unwrap();
+        let p_one = params(since, one);
+        let for_bob_one = told(&bob, since, upto, &p_one);
+        assert!(!Arc::ptr_eq(&for_bob_one, &for_bob));
+        assert_eq!(
+            without_age(&for_bob_one.body),
+            computed(sync, &bob, since, upto, &p_one)
+        );
+        let next = say(&services, &room_id, "@alice:localhost").await;
+        let later = services.stream.frontier();
+        let p_next = params(upto, SyncFilter::default());
+        let for_carol_next = told(&carol, upto, later, &p_next);
+        assert!(String::from_utf8_lossy(&for_carol_next.body).contains(next.as_str()));
+        assert_eq!(
+            without_age(&for_carol_next.body),
+            computed(sync, &carol, upto, later, &p_next)
+        );
     }
 
     #[tokio::test]

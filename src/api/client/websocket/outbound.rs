@@ -29,7 +29,7 @@ use tokio::sync::Notify;
 use super::WINDOW;
 use crate::http::peer::SocketFd;
 use crate::sync::notifier::Listener;
-use crate::sync::v2::{JoinedMemo, SharedNews, SyncParams, SyncService};
+use crate::sync::v2::{FanoutScratch, JoinedMemo, SharedNews, SyncParams, SyncService};
 use crate::users::Identity;
 
 /// The upgraded connection: a TCP socket (`hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>`),
@@ -207,7 +207,7 @@ impl Outbound {
 }
 
 impl Listener for Outbound {
-    fn news(&self) {
+    fn news(&self, scratch: &mut FanoutScratch) {
         let mut state = self.state.lock();
         if !state.idle {
             // The task is at work (or waits for an ack); it looks again once done.
@@ -216,14 +216,15 @@ impl Listener for Outbound {
             return;
         }
         let State { sent, joined, .. } = &mut *state;
-        let reply = match self
-            .sync
-            .shared_news(&self.identity, *sent, &self.params, joined)
-        {
-            Ok(SharedNews::Nothing) => return,
-            Ok(SharedNews::Shared(reply)) => reply,
-            Ok(SharedNews::Other) | Err(_) => return self.wake_task(&mut state),
-        };
+        let reply =
+            match self
+                .sync
+                .shared_news(&self.identity, *sent, &self.params, joined, scratch)
+            {
+                Ok(SharedNews::Nothing) => return,
+                Ok(SharedNews::Shared(reply)) => reply,
+                Ok(SharedNews::Other) | Err(_) => return self.wake_task(&mut state),
+            };
         // Written now, without waiting, as far as the socket takes it: by a direct `send`, or
         // through the stream with a waker that does nothing, because the task, not this
         // thread, finishes a write that can't complete now. Written from the
@@ -278,7 +279,7 @@ mod tests {
     use serde_json::{Value, json};
     use tokio::io::{AsyncReadExt as _, DuplexStream};
 
-    use super::{Outbound, Socket};
+    use super::{FanoutScratch, Outbound, Socket};
     use crate::events::PduTemplate;
     use crate::rooms::create::{CreateRoom, Preset};
     use crate::services::Services;
@@ -395,7 +396,7 @@ mod tests {
         let room_id = room(&services).await;
         let (out, mut theirs) = idle_connection(&services, 64 * 1024);
         say(&services, &room_id, "one").await;
-        out.news();
+        out.news(&mut FanoutScratch::default());
         {
             let state = out.state();
             assert!(
@@ -407,7 +408,7 @@ mod tests {
         }
         assert_eq!(next_frame(&mut theirs).await, ["one"]);
         // Told again with nothing new: nothing is written.
-        out.news();
+        out.news(&mut FanoutScratch::default());
         assert_eq!(out.state().unacked.len(), 1);
     }
 
@@ -418,7 +419,7 @@ mod tests {
         // Smaller than the response: part of it is written, the rest queued.
         let (out, mut theirs) = idle_connection(&services, 100);
         say(&services, &room_id, "one").await;
-        out.news();
+        out.news(&mut FanoutScratch::default());
         {
             let state = out.state();
             assert!(!state.is_idle() && state.has_queued());
@@ -433,7 +434,7 @@ mod tests {
             .expect("the task is told to write");
         // The task is at work: later news waits for it.
         say(&services, &room_id, "two").await;
-        out.news();
+        out.news(&mut FanoutScratch::default());
         assert_eq!(out.state().unacked.len(), 1);
         assert_eq!(written_and_read(&out, &mut theirs).await, ["one"]);
     }
@@ -452,7 +453,7 @@ mod tests {
             state.wait_for_news();
         }
         say(&services, &room_id, "one").await;
-        out.news();
+        out.news(&mut FanoutScratch::default());
         assert!(out.state().has_queued());
         let mut filler = [0u8; 100];
         theirs.read_exact(&mut filler).await.unwrap();
@@ -466,11 +467,11 @@ mod tests {
         let (out, mut theirs) = idle_connection(&services, 1024 * 1024);
         for i in 0..super::WINDOW {
             say(&services, &room_id, &format!("m{i}")).await;
-            out.news();
+            out.news(&mut FanoutScratch::default());
         }
         assert!(!out.state().is_idle(), "a full window is not idle");
         say(&services, &room_id, "beyond").await;
-        out.news();
+        out.news(&mut FanoutScratch::default());
         assert_eq!(out.state().unacked.len(), super::WINDOW);
         for i in 0..super::WINDOW {
             assert_eq!(next_frame(&mut theirs).await, [format!("m{i}")]);
