@@ -6,8 +6,8 @@
 //! in Roost's messages those read off directly: the envelope is fixed and an event's content
 //! keys are in canonical (sorted) order, so a message's run tag is followed by its sequence
 //! number. Anything this doesn't recognise for certain (another layout, a `limited`
-//! timeline, a tag without its number) is left to the full parse, and each connection's first
-//! message is read both ways and compared (`ws_receiver`).
+//! timeline, a tag without its number) is left to the full parse, and one of each connection's
+//! first messages is read both ways and compared (`ws_loop.rs`).
 
 use memchr::memmem;
 
