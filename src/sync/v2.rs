@@ -188,7 +188,16 @@ impl SyncService {
         }
         // Under fan-out, usually one response serves all of a message's readers.
         if let Some(since) = since
-            && let Some(reply) = self.shared_reply(who, since, upto, params, None)?
+            && let Some(reply) = self
+                .shared_reply(
+                    who,
+                    since,
+                    upto,
+                    params,
+                    None,
+                    &mut FanoutScratch::default(),
+                )?
+                .cloned()
         {
             return Ok(Some(SyncReply::Shared(reply)));
         }
@@ -219,7 +228,7 @@ impl SyncService {
             return Ok(SharedNews::Nothing);
         }
         Ok(
-            match self.shared_reply_in(who, since, upto, params, Some(memo), scratch)? {
+            match self.shared_reply(who, since, upto, params, Some(memo), scratch)? {
                 Some(reply) => SharedNews::Shared(reply),
                 None => SharedNews::Other,
             },
@@ -388,7 +397,7 @@ impl SyncService {
         membership: Membership,
     ) -> Result<(RoomSection, bool)> {
         let filter = &params.filter.room;
-        let window = self.timeline_window(who, room.short, since, upto, params, membership)?;
+        let (window, _) = self.timeline_window(who, room.short, since, upto, params, membership)?;
         let timeline: &[TimelineEntry] = &window.entries;
         let limited = window.limited;
 
@@ -538,23 +547,6 @@ impl SyncService {
         Ok(ephemeral)
     }
 
-    /// The room's timeline for this response: up to the filter's limit of events in
-    /// `(since, upto]` the reader may see, newest last. A reader joined through the whole
-    /// window who sent none of its events shares the window with every other such reader (see
-    /// `shared_timeline.rs`).
-    fn timeline_window(
-        &self,
-        who: &Identity,
-        room_short: u64,
-        since: Option<u64>,
-        upto: u64,
-        params: &SyncParams,
-        membership: Membership,
-    ) -> Result<Arc<TimelineWindow>> {
-        self.timeline_window_shared(who, room_short, since, upto, params, membership)
-            .map(|(window, _)| window)
-    }
-
     /// The key a window of `(since, upto]` is shared by among readers joined through it.
     fn shared_window_key(
         &self,
@@ -572,9 +564,12 @@ impl SyncService {
         }
     }
 
-    /// [`Self::timeline_window`], and whether the window is the one shared by its key (not
-    /// one of the reader's own).
-    fn timeline_window_shared(
+    /// The room's timeline for this response: up to the filter's limit of events in
+    /// `(since, upto]` the reader may see, newest last. A reader joined through the whole
+    /// window who sent none of its events shares the window with every other such reader (see
+    /// `shared_timeline.rs`); with whether the window is that shared one (not one of the
+    /// reader's own).
+    fn timeline_window(
         &self,
         who: &Identity,
         room_short: u64,

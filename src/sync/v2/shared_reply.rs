@@ -84,22 +84,8 @@ pub struct FanoutScratch {
 impl SyncService {
     /// `who`'s response to `(since, upto]`, if it is the one shared by every reader of the
     /// window's only room that it is the same for (see the module's doc). `None`: work it out.
-    pub(super) fn shared_reply(
-        &self,
-        who: &Identity,
-        since: u64,
-        upto: u64,
-        params: &SyncParams,
-        memo: Option<&mut JoinedMemo>,
-    ) -> Result<Option<Arc<SharedReply>>> {
-        let mut scratch = FanoutScratch::default();
-        Ok(self
-            .shared_reply_in(who, since, upto, params, memo, &mut scratch)?
-            .cloned())
-    }
-
-    /// [`Self::shared_reply`], with what the previous reader of a fan-out found in `scratch`.
-    pub(super) fn shared_reply_in<'s>(
+    /// `scratch` holds what the previous reader of a fan-out found (a fresh one otherwise).
+    pub(super) fn shared_reply<'s>(
         &self,
         who: &Identity,
         since: u64,
@@ -165,14 +151,8 @@ impl SyncService {
             *shared && *held == key && !window.sent_by(&who.user_id)
         });
         if !held {
-            let (window, shared) = self.timeline_window_shared(
-                who,
-                room_short,
-                Some(since),
-                upto,
-                params,
-                joined_through,
-            )?;
+            let (window, shared) =
+                self.timeline_window(who, room_short, Some(since), upto, params, joined_through)?;
             *window_memo = Some((key, window, shared));
         }
         let window_memo: &'s _ = window_memo;
@@ -304,6 +284,41 @@ mod tests {
         pdu.unwrap().event_id
     }
 
+    /// `who` sends a message with a transaction id (its device's responses carry it).
+    async fn send_with_txn(
+        services: &Services,
+        room_id: &OwnedRoomId,
+        who: &Identity,
+        txn_id: &str,
+    ) {
+        let txn = TxnKey {
+            user: &who.user_id,
+            device: &who.device_id,
+            endpoint: "send",
+            txn_id,
+        };
+        let mine = PduTemplate::message("m.room.message", json!({"body": "mine"}));
+        services
+            .rooms
+            .append_with_txn(room_id, &who.user_id, mine, &txn)
+            .await
+            .unwrap();
+    }
+
+    /// The shared reply for `who`, if it is one, told on its own (a fresh scratch).
+    fn shared_alone(
+        sync: &SyncService,
+        who: &Identity,
+        since: u64,
+        upto: u64,
+        p: &SyncParams,
+    ) -> crate::error::Result<Option<Arc<SharedReply>>> {
+        let mut scratch = FanoutScratch::default();
+        Ok(sync
+            .shared_reply(who, since, upto, p, None, &mut scratch)?
+            .cloned())
+    }
+
     /// The shared reply `who` must be given.
     fn shared(
         sync: &SyncService,
@@ -312,7 +327,7 @@ mod tests {
         upto: u64,
         p: &SyncParams,
     ) -> Arc<SharedReply> {
-        let reply = sync.shared_reply(who, since, upto, p, None).unwrap();
+        let reply = shared_alone(sync, who, since, upto, p).unwrap();
         reply.unwrap_or_else(|| panic!("{} ({since}, {upto}] is shared", who.user_id))
     }
 
@@ -342,23 +357,12 @@ mod tests {
         );
         let sync = &services.sync;
         let since = services.stream.frontier();
-        let txn = TxnKey {
-            user: &alice.user_id,
-            device: &alice.device_id,
-            endpoint: "send",
-            txn_id: "t1",
-        };
-        let mine = PduTemplate::message("m.room.message", json!({"body": "mine"}));
-        services
-            .rooms
-            .append_with_txn(&room_id, &alice.user_id, mine, &txn)
-            .await
-            .unwrap();
+        send_with_txn(&services, &room_id, &alice, "t1").await;
         let upto = services.stream.frontier();
         let p = params(since, SyncFilter::default());
         let mut scratch = FanoutScratch::default();
         let mut told = |who: &Identity, since: u64, upto: u64, p: &SyncParams| {
-            let reply = sync.shared_reply_in(who, since, upto, p, None, &mut scratch);
+            let reply = sync.shared_reply(who, since, upto, p, None, &mut scratch);
             Arc::clone(reply.unwrap().expect("shared"))
         };
 
@@ -468,18 +472,7 @@ mod tests {
         // The sender's device gets its transaction id: its reply is its own.
         let alice = device("@alice:localhost");
         let before_own = services.stream.frontier();
-        let txn = TxnKey {
-            user: &alice.user_id,
-            device: &alice.device_id,
-            endpoint: "send",
-            txn_id: "t1",
-        };
-        let mine = PduTemplate::message("m.room.message", json!({"body": "mine"}));
-        services
-            .rooms
-            .append_with_txn(&room_id, &alice.user_id, mine, &txn)
-            .await
-            .unwrap();
+        send_with_txn(&services, &room_id, &alice, "t1").await;
         let after_own = services.stream.frontier();
         let p_own = params(before_own, SyncFilter::default());
         let for_alice = shared(sync, &alice, before_own, after_own, &p_own);
@@ -501,7 +494,7 @@ mod tests {
             SyncFilter::from_value(json!({"room": {"not_rooms": [room_id]}})).unwrap();
         let p2 = params(since, not_the_room);
         assert!(
-            sync.shared_reply(&bob, since, upto, &p2, None)
+            shared_alone(sync, &bob, since, upto, &p2)
                 .unwrap()
                 .is_none()
         );
@@ -545,7 +538,7 @@ mod tests {
         let no_typing = json!({"room": {"ephemeral": {"not_types": ["m.typing"]}}});
         let p_no_typing = params(since, SyncFilter::from_value(no_typing).unwrap());
         assert!(
-            sync.shared_reply(&bob, since, upto, &p_no_typing, None)
+            shared_alone(sync, &bob, since, upto, &p_no_typing)
                 .unwrap()
                 .is_none()
         );
@@ -558,7 +551,7 @@ mod tests {
         let who_carol = device("@carol:localhost");
         let p_private = p(before_private);
         assert!(
-            sync.shared_reply(&who_carol, before_private, after_private, &p_private, None)
+            shared_alone(sync, &who_carol, before_private, after_private, &p_private)
                 .unwrap()
                 .is_none()
         );
@@ -580,7 +573,7 @@ mod tests {
         say(&services, &room_id, "@alice:localhost").await;
         let upto = services.stream.frontier();
         assert!(
-            sync.shared_reply(&dave, since, upto, &p(since), None)
+            shared_alone(sync, &dave, since, upto, &p(since))
                 .unwrap()
                 .is_none()
         );
@@ -591,7 +584,7 @@ mod tests {
             computed(sync, &dave, after_join, upto, &p(after_join))
         );
         assert!(
-            sync.shared_reply(&bob, after_join, upto, &p(after_join), None)
+            shared_alone(sync, &bob, after_join, upto, &p(after_join))
                 .unwrap()
                 .is_some()
         );
@@ -604,7 +597,7 @@ mod tests {
         say(&services, &room_id, "@alice:localhost").await;
         let upto = services.stream.frontier();
         assert!(
-            sync.shared_reply(&bob, since, upto, &params(since, lazy()), None)
+            shared_alone(sync, &bob, since, upto, &params(since, lazy()))
                 .unwrap()
                 .is_none()
         );
@@ -616,8 +609,7 @@ mod tests {
         );
         say(&services, &room_id, "@alice:localhost").await;
         let next = services.stream.frontier();
-        let reply = sync
-            .shared_reply(&bob, upto, next, &params(upto, lazy()), None)
+        let reply = shared_alone(sync, &bob, upto, next, &params(upto, lazy()))
             .unwrap()
             .expect("held now");
         assert_eq!(
@@ -681,10 +673,12 @@ mod tests {
                 if memo.0.is_some_and(|(_, through)| since <= through) {
                     remembered += 1;
                 }
+                let mut scratch = FanoutScratch::default();
                 let with = sync
-                    .shared_reply(&who, since, upto, &p, Some(memo))
-                    .unwrap();
-                let without = sync.shared_reply(&who, since, upto, &p, None).unwrap();
+                    .shared_reply(&who, since, upto, &p, Some(memo), &mut scratch)
+                    .unwrap()
+                    .cloned();
+                let without = shared_alone(sync, &who, since, upto, &p).unwrap();
                 assert_eq!(
                     with.map(|r| without_age(&r.body)),
                     without.map(|r| without_age(&r.body)),
@@ -702,7 +696,7 @@ mod tests {
                 let who = device(reader);
                 let mut p = params(since, SyncFilter::from_value(filter.clone()).unwrap());
                 p.since_confirms = false;
-                let Some(reply) = sync.shared_reply(&who, since, upto, &p, None).unwrap() else {
+                let Some(reply) = shared_alone(sync, &who, since, upto, &p).unwrap() else {
                     continue;
                 };
                 shared += 1;
