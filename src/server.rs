@@ -214,6 +214,7 @@ mod tests {
         use std::os::fd::AsRawFd as _;
         let listener = super::bind("127.0.0.1:0".parse().unwrap()).unwrap();
         // For a listening socket, TCP_INFO's `tcpi_sacked` is the accept queue's limit.
+        // SAFETY: `tcp_info` is plain integers, for which all zeroes is a valid value.
         let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
         let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
         // SAFETY: `info` and `len` are valid for writes of the size passed.

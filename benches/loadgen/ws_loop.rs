@@ -68,7 +68,7 @@ pub struct Loops {
 /// the end of the run.
 const SWEEP: Duration = Duration::from_millis(20);
 /// A connection's response that is checked against the full parse is one of its first this
-/// many (`Loop::next_check`).
+/// many (`Loop::next_turns`).
 const CHECK_SPREAD: usize = 8;
 /// Read buffer per thread (a connection keeps only the part of a frame not yet in).
 const SCRATCH: usize = 256 * 1024;
@@ -122,12 +122,12 @@ struct Conn {
     /// Responses processed and not yet acknowledged.
     unacked: usize,
     /// Responses to process before the next ack: `every` after each ack, and a share of it
-    /// at first, so that receivers ack at staggered moments (see [`Loop::adopt`]).
+    /// at first, so that receivers ack at staggered moments (see [`Loop::next_turns`]).
     until_ack: usize,
     /// Responses on this connection so far.
     responses: usize,
     /// Which of them is also read by the full parse, to check the scan (see
-    /// [`Loop::next_check`]).
+    /// [`Loop::next_turns`]).
     check_at: usize,
     last_response: Instant,
 }
@@ -222,25 +222,26 @@ impl Loop {
         unsafe { libc::close(self.epoll) };
     }
 
-    /// Responses before a new connection's first ack: 1, 2, … `every`, in turn. Receivers
-    /// that all joined at once and all acked every `every`th response would all ack the same
-    /// message, the server reading ten thousand acks in the fan-out of every `every`th one;
-    /// clients that connected at different moments, as real ones do, ack at different ones.
-    fn next_phase(&self) -> usize {
+    /// A new connection's turn, counted across the run's connections: its first ack and its
+    /// checked response are staggered by it.
+    ///
+    /// Responses before the first ack: 1, 2, … `every`, in turn. Receivers that all joined
+    /// at once and all acked every `every`th response would all ack the same message, the
+    /// server reading ten thousand acks in the fan-out of every `every`th one; clients that
+    /// connected at different moments, as real ones do, ack at different ones.
+    ///
+    /// The response checked against the full parse: the first, second, … `CHECK_SPREAD`th,
+    /// in turn. Checking every connection's first response put ten thousand full parses on
+    /// the run's first message, 40 % more of the load generator's CPU in its fan-out, taken
+    /// from the server: its deliveries were the run's latest.
+    fn next_turns(&self) -> (usize, usize) {
         static CONNECTIONS: AtomicUsize = AtomicUsize::new(0);
-        CONNECTIONS.fetch_add(1, Ordering::Relaxed) % self.acks.every + 1
-    }
-
-    /// Which response of a new connection is checked against the full parse: the first,
-    /// second, … `CHECK_SPREAD`th, in turn. Checking every connection's first response put ten
-    /// thousand full parses on the run's first message, 40 % more of the load generator's CPU
-    /// in its fan-out, taken from the server: its deliveries were the run's latest.
-    fn next_check() -> usize {
-        static CONNECTIONS: AtomicUsize = AtomicUsize::new(0);
-        CONNECTIONS.fetch_add(1, Ordering::Relaxed) % CHECK_SPREAD
+        let n = CONNECTIONS.fetch_add(1, Ordering::Relaxed);
+        (n % self.acks.every + 1, n % CHECK_SPREAD)
     }
 
     fn adopt(&mut self, h: Handoff) {
+        let (until_ack, check_at) = self.next_turns();
         let conn = Conn {
             stream: h.stream,
             partial: Vec::new(),
@@ -250,9 +251,9 @@ impl Loop {
             since: h.since,
             report: h.report,
             unacked: 0,
-            until_ack: self.next_phase(),
+            until_ack,
             responses: 0,
-            check_at: Self::next_check(),
+            check_at,
             last_response: Instant::now(),
         };
         let fd = conn.stream.as_raw_fd();

@@ -252,20 +252,21 @@ fn tell(listeners: Vec<Arc<dyn Listener>>) {
         return;
     }
     let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-        let mut scratch = FanoutScratch::default();
-        listeners.iter().for_each(|l| l.news(&mut scratch));
-        return;
+        return tell_in_turn(&listeners);
     };
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
     let per_thread = listeners.len().div_ceil(threads).max(LISTENERS_PER_THREAD);
     let mut listeners = listeners;
     while !listeners.is_empty() {
         let chunk = listeners.split_off(listeners.len().saturating_sub(per_thread));
-        runtime.spawn_blocking(move || {
-            let mut scratch = FanoutScratch::default();
-            chunk.iter().for_each(|l| l.news(&mut scratch));
-        });
+        runtime.spawn_blocking(move || tell_in_turn(&chunk));
     }
+}
+
+/// Tell listeners one after another on this thread, each leaving the next what it found.
+fn tell_in_turn(listeners: &[Arc<dyn Listener>]) {
+    let mut scratch = FanoutScratch::default();
+    listeners.iter().for_each(|l| l.news(&mut scratch));
 }
 
 #[cfg(test)]

@@ -102,17 +102,15 @@ impl SyncService {
             room: room_memo,
             window: window_memo,
         } = scratch;
-        if room_memo
-            .as_ref()
-            .is_none_or(|(span, _)| *span != (since, upto))
-        {
-            *room_memo = Some(((since, upto), self.rooms.single_room_window(since, upto)));
-        }
-        let Some(Some(RoomWindow {
+        let (_, room) = match room_memo {
+            Some(held) if held.0 == (since, upto) => held,
+            slot => slot.insert(((since, upto), self.rooms.single_room_window(since, upto))),
+        };
+        let Some(RoomWindow {
             short: room_short,
             id: room_id,
             ephemeral,
-        })) = room_memo.as_ref().map(|(_, room)| room)
+        }) = &*room
         else {
             return Ok(None);
         };
@@ -144,20 +142,25 @@ impl SyncService {
             *memo = JoinedMemo(Some((room_short, upto)));
         }
         let joined_through = Membership::Joined { in_window: false };
-        // The last reader's window if it is the shared one this reader gets too: the same key,
-        // and none of its events the reader's (as `timeline_window` decides).
+        // The last reader's window stays only if it is the shared one this reader gets too:
+        // the same key, and none of its events the reader's (as `timeline_window` decides).
         let key = self.shared_window_key(room_short, since, upto, params);
-        let held = window_memo.as_ref().is_some_and(|(held, window, shared)| {
-            *shared && *held == key && !window.sent_by(&who.user_id)
+        window_memo.take_if(|(held, window, shared)| {
+            !(*shared && *held == key && !window.sent_by(&who.user_id))
         });
-        if !held {
-            let (window, shared) =
-                self.timeline_window(who, room_short, Some(since), upto, params, joined_through)?;
-            *window_memo = Some((key, window, shared));
-        }
-        let window_memo: &'s _ = window_memo;
-        let Some((_, window, _)) = window_memo else {
-            unreachable!("held or just stored");
+        let (_, window, _): &'s _ = match window_memo {
+            Some(entry) => entry,
+            slot => {
+                let (window, shared) = self.timeline_window(
+                    who,
+                    room_short,
+                    Some(since),
+                    upto,
+                    params,
+                    joined_through,
+                )?;
+                slot.insert((key, window, shared))
+            }
         };
         // Nothing to show (messages filtered out, nothing ephemeral): the full computation
         // finds no news here either.
