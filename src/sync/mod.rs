@@ -11,6 +11,7 @@ pub mod tables;
 pub mod to_device;
 pub mod typing;
 pub mod v2;
+pub mod wake_pacer;
 
 pub use notifier::Notifier;
 pub use v2::SyncService;

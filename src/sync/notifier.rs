@@ -1,8 +1,9 @@
 //! The notifier: wakes the long-polls and WebSocket connections of the users a commit touches.
 //!
-//! A waiter subscribes *before* it reads what is new, then waits for its user's counter to
-//! move: a commit that lands between the read and the wait still changes the counter the waiter
-//! already holds, so no wake-up is missed and nobody polls. Only the users a commit concerns
+//! A long-poll registers for its user's next news *before* it reads what is new, then waits
+//! for it: a commit that lands between the read and the wait still wakes the registration the
+//! long-poll already holds, so no wake-up is missed and nobody polls. Many woken long-polls are
+//! paced (`wake_pacer.rs`), so they don't queue ahead of every other request. Only the users a commit concerns
 //! are woken (the members of the room, the target of a membership change, the owner of account
 //! data), so one message doesn't wake every client on the server.
 //!
@@ -17,10 +18,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 
 use crate::storage::stream::StreamCounter;
 use crate::sync::v2::FanoutScratch;
+use crate::sync::wake_pacer::{PollWaker, WakePacer, WakeTicket};
 
 /// Something that takes a user's news itself when woken, instead of a task waking to look:
 /// a WebSocket connection writes the response shared by every reader of a message straight
@@ -33,13 +35,14 @@ pub trait Listener: Send + Sync {
 
 /// What wakes for one user. Under fan-out a message visits the entries of a room's thousands
 /// of members, so what a visit touches beyond the entry itself is a cache miss each: the
-/// counter exists only once a long-poll has subscribed (a WebSocket-only user never touches
-/// one), and the first listener is kept in the entry (a user's only connection, as a rule)
-/// rather than behind a vector's pointer.
+/// first listener is kept in the entry (a user's only connection, as a rule) rather than
+/// behind a vector's pointer.
 #[derive(Default)]
 struct Waiters {
-    /// Counted up on news; long-polls wait for it to move.
+    /// Counted up on news, for whoever watches (a connection watching its user's sessions).
     counter: Option<watch::Sender<u64>>,
+    /// Long-polls registered for the next news: each is woken once, then registers again.
+    polls: Vec<PollWaker>,
     first: Option<Arc<dyn Listener>>,
     more: Vec<Arc<dyn Listener>>,
 }
@@ -47,11 +50,19 @@ struct Waiters {
 impl Waiters {
     fn is_unused(&self) -> bool {
         self.first.is_none()
+            && self.polls.is_empty()
             && self
                 .counter
                 .as_ref()
                 .is_none_or(|c| c.receiver_count() == 0)
     }
+}
+
+/// Whom a piece of news wakes.
+#[derive(Default)]
+struct Woken {
+    listeners: Vec<Arc<dyn Listener>>,
+    polls: Vec<PollWaker>,
 }
 
 /// Each user's waiters; entries go once nobody waits.
@@ -66,6 +77,16 @@ impl UserChannels {
             .counter
             .get_or_insert_with(|| watch::channel(0).0)
             .subscribe()
+    }
+
+    fn register_poll(&self, user_id: &str) -> oneshot::Receiver<WakeTicket> {
+        let (waker, woken) = oneshot::channel();
+        let mut users = self.0.lock();
+        let polls = &mut users.entry(user_id.to_owned()).or_default().polls;
+        // Registrations whose long-poll answered without waiting (or timed out) are gone.
+        polls.retain(|p| !p.is_closed());
+        polls.push(waker);
+        woken
     }
 
     fn listen(&self, user_id: &str, listener: Arc<dyn Listener>) {
@@ -97,9 +118,10 @@ impl UserChannels {
         }
     }
 
-    /// Count the users' counters up; the listeners among them, to be told.
-    fn bump<S: AsRef<str>>(&self, user_ids: impl IntoIterator<Item = S>) -> Vec<Arc<dyn Listener>> {
-        let mut listeners = Vec::new();
+    /// Count the users' counters up; the listeners and registered long-polls among them,
+    /// to be woken.
+    fn bump<S: AsRef<str>>(&self, user_ids: impl IntoIterator<Item = S>) -> Woken {
+        let mut woken = Woken::default();
         let mut users = self.0.lock();
         for user in user_ids {
             let user = user.as_ref();
@@ -107,21 +129,21 @@ impl UserChannels {
                 continue;
             };
             if let Some(first) = &waiters.first {
-                listeners.push(Arc::clone(first));
-                listeners.extend(waiters.more.iter().cloned());
+                woken.listeners.push(Arc::clone(first));
+                woken.listeners.extend(waiters.more.iter().cloned());
             }
-            match &waiters.counter {
-                Some(counter) if counter.receiver_count() > 0 => {
-                    counter.send_modify(|n| *n += 1);
-                }
-                // Nobody waits any more: forget the user so the map stays small.
-                _ if waiters.first.is_none() => {
-                    users.remove(user);
-                }
-                _ => {}
+            woken.polls.append(&mut waiters.polls);
+            if let Some(counter) = &waiters.counter
+                && counter.receiver_count() > 0
+            {
+                counter.send_modify(|n| *n += 1);
+            }
+            // Nobody waits any more: forget the user so the map stays small.
+            if waiters.is_unused() {
+                users.remove(user);
             }
         }
-        listeners
+        woken
     }
 }
 
@@ -146,6 +168,8 @@ pub struct Notifier {
     sessions: UserChannels,
     /// Wake-ups waiting for the frontier: position → users.
     pending: Mutex<BTreeMap<u64, Vec<String>>>,
+    /// Wakes long-polls a few hundred at a time.
+    pacer: Arc<WakePacer>,
 }
 
 impl Notifier {
@@ -155,24 +179,26 @@ impl Notifier {
             users: UserChannels::default(),
             sessions: UserChannels::default(),
             pending: Mutex::new(BTreeMap::new()),
+            pacer: Arc::default(),
         }
     }
 
-    /// Start watching a user: the receiver changes whenever something for them is readable.
-    pub fn subscribe(&self, user_id: &str) -> watch::Receiver<u64> {
-        self.users.subscribe(user_id)
+    /// Register for the user's next news: [`NextNews::arrived`] returns once something for
+    /// them is readable after this call. Register before reading, so nothing is missed.
+    pub fn next_news(&self, user_id: &str) -> NextNews {
+        NextNews(self.users.register_poll(user_id))
     }
 
     /// Start watching a user's sessions: the receiver changes when a device or token of theirs
     /// is removed (a long-lived connection then checks that its own token still works). Kept
-    /// apart from [`Self::subscribe`] so a connection doesn't re-check its token on every
+    /// apart from the user's news so a connection doesn't re-check its token on every
     /// message.
     pub fn watch_sessions(&self, user_id: &str) -> watch::Receiver<u64> {
         self.sessions.subscribe(user_id)
     }
 
-    /// Tell `listener` of the user's news (as [`Self::subscribe`]'s receiver would change)
-    /// for as long as the registration is kept.
+    /// Tell `listener` of the user's news (whenever [`Self::next_news`] would wake) for as
+    /// long as the registration is kept.
     pub fn listen(self: &Arc<Self>, user_id: &str, listener: Arc<dyn Listener>) -> Listening {
         self.users.listen(user_id, Arc::clone(&listener));
         Listening {
@@ -220,8 +246,10 @@ impl Notifier {
         }
     }
 
-    /// Follow the frontier forever, releasing pending wake-ups. Spawned once at start.
+    /// Follow the frontier forever, releasing pending wake-ups, and pace long-polls' wake-ups.
+    /// Spawned once at start.
     pub async fn run(self: Arc<Self>) {
+        tokio::spawn(Arc::clone(&self.pacer).run());
         let mut frontier = self.stream.subscribe();
         loop {
             let current = *frontier.borrow_and_update();
@@ -233,7 +261,22 @@ impl Notifier {
     }
 
     fn wake<S: AsRef<str>>(&self, user_ids: impl IntoIterator<Item = S>) {
-        tell(self.users.bump(user_ids));
+        let Woken { listeners, polls } = self.users.bump(user_ids);
+        tell(listeners);
+        if !polls.is_empty() {
+            self.pacer.wake(polls);
+        }
+    }
+}
+
+/// A long-poll's registration for its user's next news ([`Notifier::next_news`]).
+pub struct NextNews(oneshot::Receiver<WakeTicket>);
+
+impl NextNews {
+    /// Wait for the news. `false` if it can no longer come (the server is shutting down).
+    pub async fn arrived(self) -> bool {
+        // The ticket is dropped here: this poll runs now, which makes room for the next.
+        self.0.await.is_ok()
     }
 }
 
@@ -306,24 +349,22 @@ mod tests {
         let (a, b) = (Arc::new(Counting(0.into())), Arc::new(Counting(0.into())));
         let listening_a = notifier.listen("@u:x", a.clone());
         let listening_b = notifier.listen("@u:x", b.clone());
-        let mut long_poll = notifier.subscribe("@u:x");
+        let mut long_poll = notifier.next_news("@u:x").0;
         let pos = stream.reserve().unwrap().pos();
         notifier.notify_at(pos, ["@u:x", "@nobody:x"]);
         assert_eq!((told(&a), told(&b)), (1, 1));
-        assert!(long_poll.has_changed().unwrap());
-        long_poll.borrow_and_update();
+        assert!(long_poll.try_recv().is_ok(), "the long-poll is woken");
 
         drop(listening_a);
+        let mut long_poll = notifier.next_news("@u:x").0;
         let pos = stream.reserve().unwrap().pos();
         notifier.notify_at(pos, ["@u:x"]);
         assert_eq!((told(&a), told(&b)), (1, 2), "only b listens");
-        assert!(
-            long_poll.has_changed().unwrap(),
-            "the long-poll still wakes"
-        );
+        assert!(long_poll.try_recv().is_ok(), "the long-poll still wakes");
 
         drop(listening_b);
-        drop(long_poll);
+        // A long-poll that registered and answered without waiting leaves nothing behind.
+        drop(notifier.next_news("@u:x"));
         let pos = stream.reserve().unwrap().pos();
         notifier.notify_at(pos, ["@u:x"]);
         assert_eq!((told(&a), told(&b)), (1, 2));
@@ -338,13 +379,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let stream = counter(dir.path());
         let notifier = Notifier::new(Arc::clone(&stream));
-        let mut rx = notifier.subscribe("@a:x");
+        let next = notifier.next_news("@a:x");
         let pos = stream.reserve().unwrap().pos(); // reserved and retired at once
         notifier.notify_at(pos, ["@a:x".to_owned()]);
-        tokio::time::timeout(std::time::Duration::from_secs(1), rx.changed())
-            .await
-            .expect("woken")
-            .unwrap();
+        let arrived = tokio::time::timeout(std::time::Duration::from_secs(1), next.arrived());
+        assert!(arrived.await.expect("woken"));
     }
 
     #[tokio::test]
@@ -352,22 +391,21 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let stream = counter(dir.path());
         let notifier = Notifier::new(Arc::clone(&stream));
-        let a = notifier.subscribe("@a:x");
-        let mut b = notifier.subscribe("@b:x");
+        let mut a = notifier.next_news("@a:x").0;
+        let mut b = notifier.next_news("@b:x").0;
         let earlier = stream.reserve().unwrap();
         let later = stream.reserve().unwrap();
         let later_pos = later.pos();
         drop(later);
         notifier.notify_at(later_pos, ["@a:x".to_owned()]);
         assert!(
-            !a.has_changed().unwrap(),
+            a.try_recv().is_err(),
             "position {later_pos} isn't readable while {} is in flight",
             earlier.pos()
         );
         drop(earlier);
         notifier.release(stream.frontier());
-        assert!(a.has_changed().unwrap());
-        assert!(!b.has_changed().unwrap(), "b was not concerned");
-        let _ = b.borrow_and_update();
+        assert!(a.try_recv().is_ok());
+        assert!(b.try_recv().is_err(), "b was not concerned");
     }
 }

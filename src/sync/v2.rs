@@ -146,24 +146,25 @@ impl SyncService {
     /// Answer a sync: at once if there is anything (or it is an initial or full-state sync),
     /// else when something for this user commits, else empty at the timeout.
     pub async fn sync(&self, who: &Identity, params: &SyncParams) -> Result<SyncReply> {
-        // Subscribe before reading, so a commit between the read and the wait still wakes us.
-        let mut wake = self.notifier.subscribe(who.user_id.as_str());
         if let Some(presence) = &params.set_presence {
             self.presence.set(&who.user_id, presence, None, true)?;
         }
         let deadline = params.timeout.map(|t| tokio::time::Instant::now() + t);
         let mut timed_out = false;
         loop {
+            // Register before reading, so a commit between the read and the wait still
+            // wakes us.
+            let next = self.notifier.next_news(who.user_id.as_str());
             if let Some(reply) = self.answer(who, params, timed_out)? {
                 return Ok(reply);
             }
-            let woken = match deadline {
-                Some(deadline) => tokio::time::timeout_at(deadline, wake.changed())
+            let arrived = match deadline {
+                Some(deadline) => tokio::time::timeout_at(deadline, next.arrived())
                     .await
-                    .unwrap_or(Ok(())),
-                None => wake.changed().await,
+                    .unwrap_or(true),
+                None => next.arrived().await,
             };
-            if woken.is_err() || deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
+            if !arrived || deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
                 timed_out = true;
             }
         }
