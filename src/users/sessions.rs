@@ -8,6 +8,7 @@
 use std::sync::Arc;
 
 use ruma::{OwnedDeviceId, OwnedUserId, UserId};
+use sha2::{Digest as _, Sha256};
 
 use super::tables::{
     ACCESS_TOKENS, AccessTokenRecord, DEVICES, DeviceRecord, LOGIN_TOKENS, LoginTokenRecord,
@@ -53,7 +54,9 @@ pub struct Sessions {
     /// syncing client comes back many times a second under load. Cleared after any write that
     /// revokes tokens (rare: logout, device deletion, refresh, re-login on a device id). With
     /// several nodes the clear will travel on the notifier's pub/sub, like the stream marks.
-    token_cache: GenerationalCache<String, (Identity, Option<u64>)>,
+    /// Keyed by the digest itself (inline in the table's slot, so a lookup compares in
+    /// place rather than following a pointer to a hex string in some other cache line).
+    token_cache: GenerationalCache<[u8; 32], (Identity, Option<u64>)>,
 }
 
 /// Tokens kept authenticated in memory (about twice as many at most).
@@ -224,13 +227,14 @@ impl Sessions {
     /// The identity behind an access token. Expired refreshable tokens are a soft logout: the
     /// client refreshes instead of logging in again.
     pub fn authenticate(&self, access_token: &str) -> Result<Identity> {
-        let hash = sha256_hex(access_token.as_bytes());
-        if let Some((identity, expires_ms)) = self.token_cache.get(&hash) {
+        let digest: [u8; 32] = Sha256::digest(access_token.as_bytes()).into();
+        if let Some((identity, expires_ms)) = self.token_cache.get(&digest) {
             if expires_ms.is_some_and(|t| now_ms() >= t) {
                 return Err(expired_token());
             }
             return Ok(identity);
         }
+        let hash = hex::encode(digest);
         let epoch = self.token_cache.epoch();
         let mut record = ACCESS_TOKENS
             .get(&*self.db, hash.as_bytes())?
@@ -259,7 +263,7 @@ impl Sessions {
         };
         self.token_cache.insert_unless_invalidated(
             epoch,
-            hash,
+            digest,
             (identity.clone(), record.expires_ms),
         );
         Ok(identity)
