@@ -8,6 +8,7 @@ pub mod receipts;
 pub mod response;
 pub mod shared_timeline;
 pub mod tables;
+pub mod tellers;
 pub mod to_device;
 pub mod typing;
 pub mod v2;

@@ -21,14 +21,16 @@ use parking_lot::Mutex;
 use tokio::sync::{oneshot, watch};
 
 use crate::storage::stream::StreamCounter;
+use crate::sync::tellers::Tellers;
 use crate::sync::v2::FanoutScratch;
 use crate::sync::wake_pacer::{PollWaker, WakePacer, WakeTicket};
 
 /// Something that takes a user's news itself when woken, instead of a task waking to look:
 /// a WebSocket connection writes the response shared by every reader of a message straight
-/// from the wake-up (`api/client/websocket/`). Called from whichever thread wakes the user,
-/// possibly from several at once; `scratch` is what the thread's previous listener of the same
-/// wake-up left for the next (the window they all read).
+/// from the wake-up (`api/client/websocket/`). Called on the notifier's telling threads
+/// (`tellers.rs`, outside the runtime), possibly on several at once; `scratch` is what the
+/// thread's previous listener of the same wake-up left for the next (the window they all
+/// read).
 pub trait Listener: Send + Sync {
     fn news(&self, scratch: &mut FanoutScratch);
 }
@@ -184,6 +186,8 @@ pub struct Notifier {
     pending: Mutex<BTreeMap<u64, Vec<String>>>,
     /// Wakes long-polls a few hundred at a time.
     pacer: Arc<WakePacer>,
+    /// Tell listeners their news, message after message.
+    tellers: Arc<Tellers>,
 }
 
 impl Notifier {
@@ -194,6 +198,7 @@ impl Notifier {
             sessions: UserChannels::default(),
             pending: Mutex::new(BTreeMap::new()),
             pacer: Arc::default(),
+            tellers: Arc::default(),
         }
     }
 
@@ -260,9 +265,10 @@ impl Notifier {
         }
     }
 
-    /// Follow the frontier forever, releasing pending wake-ups, and pace long-polls' wake-ups.
-    /// Spawned once at start.
+    /// Follow the frontier forever, releasing pending wake-ups; start the threads that tell
+    /// listeners and the pacing of long-polls' wake-ups. Spawned once at start.
     pub async fn run(self: Arc<Self>) {
+        self.tellers.start();
         tokio::spawn(Arc::clone(&self.pacer).run());
         let mut frontier = self.stream.subscribe();
         loop {
@@ -276,10 +282,16 @@ impl Notifier {
 
     fn wake<S: AsRef<str>>(&self, user_ids: impl IntoIterator<Item = S>) {
         let Woken { listeners, polls } = self.users.bump(user_ids);
-        tell(listeners);
+        self.tellers.tell(listeners);
         if !polls.is_empty() {
             self.pacer.wake(polls);
         }
+    }
+}
+
+impl Drop for Notifier {
+    fn drop(&mut self) {
+        self.tellers.close();
     }
 }
 
@@ -292,38 +304,6 @@ impl NextNews {
         // The ticket is dropped here: this poll runs now, which makes room for the next.
         self.0.await.is_ok()
     }
-}
-
-/// Listeners per thread when telling many: a message to a room of thousands is told on as
-/// many threads as there are cores, and a handful on one.
-const LISTENERS_PER_THREAD: usize = 64;
-
-/// Tell the listeners on the runtime's blocking threads, split across them when there are
-/// many: a listener writes to a socket, and telling a room of thousands takes tens of
-/// milliseconds. On the request workers (or on the committing request's own thread) that
-/// held up the sender's next request behind the fan-out of the last one; on threads of their
-/// own, the kernel shares the cores between the fan-out and the requests. Without a runtime
-/// (unit tests), here.
-fn tell(listeners: Vec<Arc<dyn Listener>>) {
-    if listeners.is_empty() {
-        return;
-    }
-    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-        return tell_in_turn(&listeners);
-    };
-    let threads = std::thread::available_parallelism().map_or(1, usize::from);
-    let per_thread = listeners.len().div_ceil(threads).max(LISTENERS_PER_THREAD);
-    let mut listeners = listeners;
-    while !listeners.is_empty() {
-        let chunk = listeners.split_off(listeners.len().saturating_sub(per_thread));
-        runtime.spawn_blocking(move || tell_in_turn(&chunk));
-    }
-}
-
-/// Tell listeners one after another on this thread, each leaving the next what it found.
-fn tell_in_turn(listeners: &[Arc<dyn Listener>]) {
-    let mut scratch = FanoutScratch::default();
-    listeners.iter().for_each(|l| l.news(&mut scratch));
 }
 
 #[cfg(test)]
@@ -354,7 +334,7 @@ mod tests {
         listener.0.load(std::sync::atomic::Ordering::SeqCst)
     }
 
-    /// Without a runtime, listeners are told on the notifying thread: checked at once.
+    /// Until the notifier runs, listeners are told on the notifying thread: checked at once.
     #[test]
     fn every_listener_of_a_user_is_told_until_it_stops_listening() {
         let dir = tempfile::tempdir().unwrap();
