@@ -184,7 +184,7 @@ pub struct Notifier {
     sessions: UserChannels,
     /// Wake-ups waiting for the frontier: position → users.
     pending: Mutex<BTreeMap<u64, Vec<String>>>,
-    /// Wakes long-polls a few hundred at a time.
+    /// Wakes long-polls about a thousand at a time.
     pacer: Arc<WakePacer>,
     /// Tell listeners their news, message after message.
     tellers: Arc<Tellers>,
