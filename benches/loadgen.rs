@@ -1119,13 +1119,7 @@ impl Bench {
         );
         let d = &r["delivery_ms"];
         let p = &r["processed_ms"];
-        let mut worst: Vec<(u64, usize)> = ctx
-            .worst_us
-            .iter()
-            .enumerate()
-            .map(|(i, w)| (w.load(Ordering::Relaxed), i))
-            .collect();
-        worst.sort_unstable_by(|a, b| b.cmp(a));
+        let worst = largest_first(&ctx.worst_us);
         log(format!(
             "slowest messages (seq: worst delivery / send ms): {}",
             worst
@@ -1139,14 +1133,8 @@ impl Bench {
                 .collect::<Vec<_>>()
                 .join(", ")
         ));
-        let mut late: Vec<(u64, usize)> = ctx
-            .late
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (n.load(Ordering::Relaxed), i))
-            .filter(|(n, _)| *n > 0)
-            .collect();
-        late.sort_unstable_by(|a, b| b.cmp(a));
+        let mut late = largest_first(&ctx.late);
+        late.retain(|(n, _)| *n > 0);
         log(format!(
             "deliveries over {} ms: {} in {} messages; most (seq: count): {}",
             LATE_NS / 1_000_000,
@@ -1396,6 +1384,17 @@ impl FanCtx {
         self.processed.lock().unwrap().append(&mut sink.processed);
         self.last_delivery.fetch_max(sink.last, Ordering::Relaxed);
     }
+}
+
+/// Per-message figures with their message's sequence number, largest first.
+fn largest_first(per_message: &[AtomicU64]) -> Vec<(u64, usize)> {
+    let mut figures: Vec<(u64, usize)> = per_message
+        .iter()
+        .enumerate()
+        .map(|(seq, figure)| (figure.load(Ordering::Relaxed), seq))
+        .collect();
+    figures.sort_unstable_by(|a, b| b.cmp(a));
+    figures
 }
 
 /// The delivery latency target (the sync issue's p99 ≤ 100 ms): later deliveries are counted

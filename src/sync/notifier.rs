@@ -2,10 +2,11 @@
 //!
 //! A long-poll registers for its user's next news *before* it reads what is new, then waits
 //! for it: a commit that lands between the read and the wait still wakes the registration the
-//! long-poll already holds, so no wake-up is missed and nobody polls. Many woken long-polls are
-//! paced (`wake_pacer.rs`), so they don't queue ahead of every other request. Only the users a commit concerns
-//! are woken (the members of the room, the target of a membership change, the owner of account
-//! data), so one message doesn't wake every client on the server.
+//! long-poll already holds, so no wake-up is missed and nobody polls. Many woken long-polls
+//! are paced (`wake_pacer.rs`), so they don't queue ahead of every other request. Only the
+//! users a commit concerns are woken (the members of the room, the target of a membership
+//! change, the owner of account data), so one message doesn't wake every client on the
+//! server.
 //!
 //! A wake-up is released only once the stream's retired frontier covers the commit's position:
 //! positions commit out of order across rooms, and a reader can only see up to the frontier, so
@@ -283,9 +284,7 @@ impl Notifier {
     fn wake<S: AsRef<str>>(&self, user_ids: impl IntoIterator<Item = S>) {
         let Woken { listeners, polls } = self.users.bump(user_ids);
         self.tellers.tell(listeners);
-        if !polls.is_empty() {
-            self.pacer.wake(polls);
-        }
+        self.pacer.wake(polls);
     }
 }
 

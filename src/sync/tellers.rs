@@ -20,7 +20,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use parking_lot::{Condvar, Mutex};
 
@@ -35,8 +35,10 @@ const LISTENERS_PER_CHUNK: usize = 64;
 pub struct Tellers {
     state: Mutex<State>,
     ready: Condvar,
-    /// Whether the threads run; until they do (unit tests), listeners are told in place.
-    started: AtomicBool,
+    /// How many threads run: none until started (unit tests), when listeners are told in
+    /// place. Kept rather than asked for per message: the standard library reads the
+    /// process's CPU affinity and cgroup quota files each time.
+    threads: AtomicUsize,
 }
 
 #[derive(Default)]
@@ -48,10 +50,11 @@ struct State {
 impl Tellers {
     /// Start the threads, one per core. Once; the server does it at start.
     pub fn start(self: &Arc<Self>) {
-        if self.started.swap(true, Ordering::SeqCst) {
+        let threads = cores();
+        if self.threads.swap(threads, Ordering::SeqCst) != 0 {
             return;
         }
-        for i in 0..cores() {
+        for i in 0..threads {
             let tellers = Arc::clone(self);
             let spawned = std::thread::Builder::new()
                 .name(format!("roost-tell-{i}"))
@@ -68,10 +71,11 @@ impl Tellers {
         if listeners.is_empty() {
             return;
         }
-        if !self.started.load(Ordering::SeqCst) {
+        let threads = self.threads.load(Ordering::SeqCst);
+        if threads == 0 {
             return tell_in_turn(&listeners);
         }
-        let per_chunk = listeners.len().div_ceil(cores()).max(LISTENERS_PER_CHUNK);
+        let per_chunk = listeners.len().div_ceil(threads).max(LISTENERS_PER_CHUNK);
         let mut state = self.state.lock();
         while !listeners.is_empty() {
             let chunk = listeners.split_off(listeners.len().saturating_sub(per_chunk));

@@ -7,8 +7,9 @@
 //! became readable after them: measured at 10,000 long-polls, the sender's `PUT` took up to
 //! 370 ms (p50 20 ms), and its message's fan-out started that much later. Paced, at most
 //! [`MAX_QUEUED`] woken polls wait to run at any time; the rest wait here, in order, and each
-//! woken poll that resumes makes room for the next. Delivery to the last reader takes as long
-//! as before (the work is the same); what changes is that other requests are not starved.
+//! woken poll that resumes makes room for the next. The work per reader is the same; what
+//! changes is that other requests are not starved (and as the sender's message commits
+//! sooner, its delivery is sooner too: docs/performance.md, "Session 11").
 //!
 //! Every wake-up is delivered: a poll that went away (its client hung up, its timeout struck)
 //! hands its place back at once.
@@ -26,7 +27,7 @@ use tokio::sync::{Notify, oneshot};
 pub const MAX_QUEUED: usize = 1024;
 
 /// The queue is refilled once it has drained to this: in batches, so the pacer runs once per
-/// hundred or so wake-ups rather than once per wake-up.
+/// half a queue of wake-ups rather than once per wake-up.
 const REFILL_AT: usize = MAX_QUEUED / 2;
 
 /// A long-poll's registration for its next wake-up; what [`WakePacer::wake`] delivers to.
@@ -56,6 +57,16 @@ struct State {
     waiting: VecDeque<PollWaker>,
 }
 
+impl State {
+    /// The oldest waiting polls that fit in the queue, counted as queued.
+    fn take_fitting(&mut self) -> Vec<PollWaker> {
+        let room = MAX_QUEUED.saturating_sub(self.queued);
+        let take = room.min(self.waiting.len());
+        self.queued += take;
+        self.waiting.drain(..take).collect()
+    }
+}
+
 #[derive(Default)]
 pub struct WakePacer {
     state: Mutex<State>,
@@ -66,22 +77,18 @@ pub struct WakePacer {
 impl WakePacer {
     /// Wake these polls: those that fit at once, now; the rest in order as room frees up
     /// (by [`Self::run`]).
-    pub fn wake(self: &Arc<Self>, polls: impl IntoIterator<Item = PollWaker>) {
-        let (now, queued_rest) = {
+    pub fn wake(self: &Arc<Self>, polls: Vec<PollWaker>) {
+        if polls.is_empty() {
+            return;
+        }
+        let (now, some_wait) = {
             let mut state = self.state.lock();
-            let mut polls = polls.into_iter();
-            let mut now = Vec::new();
-            if state.waiting.is_empty() {
-                let room = MAX_QUEUED.saturating_sub(state.queued);
-                now.extend(polls.by_ref().take(room));
-                state.queued += now.len();
-            }
-            let before = state.waiting.len();
             state.waiting.extend(polls);
-            (now, state.waiting.len() > before)
+            let now = state.take_fitting();
+            (now, !state.waiting.is_empty())
         };
         self.deliver(now);
-        if queued_rest {
+        if some_wait {
             self.refill.notify_one();
         }
     }
@@ -91,16 +98,7 @@ impl WakePacer {
     pub async fn run(self: Arc<Self>) {
         loop {
             self.refill.notified().await;
-            let now = {
-                let mut state = self.state.lock();
-                let room = MAX_QUEUED.saturating_sub(state.queued);
-                let now: Vec<PollWaker> = {
-                    let take = room.min(state.waiting.len());
-                    state.waiting.drain(..take).collect()
-                };
-                state.queued += now.len();
-                now
-            };
+            let now = self.state.lock().take_fitting();
             self.deliver(now);
         }
     }
