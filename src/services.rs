@@ -59,7 +59,7 @@ impl Services {
         };
         let engine = RocksEngine::open(
             &config.database.path,
-            &crate::storage::all_tables(),
+            &crate::storage::families(),
             &settings,
         )?;
         Self::build(config, Arc::new(engine))

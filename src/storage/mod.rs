@@ -5,7 +5,7 @@
 //!   later without touching the services.
 //! * [`keys`] — key encoding whose byte order equals logical order (big-endian integers,
 //!   `0xFF`-separated strings), so prefix and range scans work.
-//! * [`table`] — a typed view of one column family (JSON values).
+//! * [`table`] — a typed view of one table (JSON values).
 //! * [`stream`] — the global stream-position counter with a *retired frontier*: sync tokens only
 //!   ever name positions whose writes have all committed.
 //!
@@ -20,15 +20,28 @@ pub mod stream_marks;
 pub mod table;
 
 pub use engine::{Batch, KvEngine, StorageError};
+pub use rocks::Family;
 pub use table::Table;
 
-/// Every column family Roost uses, gathered from the modules that own them.
-pub fn all_tables() -> Vec<&'static str> {
-    let mut names = vec![META];
-    names.extend_from_slice(crate::users::tables::ALL);
-    names.extend_from_slice(crate::rooms::tables::ALL);
-    names.extend_from_slice(crate::sync::tables::ALL);
-    names
+/// Where every table lives: a column family per area of Roost, named apart from every table
+/// (`rocks.rs` says why not one per table). Each area's tables are declared by the module that
+/// owns them; the server-wide ones live in RocksDB's default family.
+pub fn families() -> Vec<Family> {
+    vec![
+        Family::default_with(&[META]),
+        Family {
+            name: "area:users",
+            tables: crate::users::tables::ALL,
+        },
+        Family {
+            name: "area:rooms",
+            tables: crate::rooms::tables::ALL,
+        },
+        Family {
+            name: "area:sync",
+            tables: crate::sync::tables::ALL,
+        },
+    ]
 }
 
 /// Small server-wide values: `name (utf-8) → bytes`, e.g. the stream high-water mark.

@@ -147,10 +147,17 @@ impl Drop for StreamPermit {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::rocks::{RocksEngine, RocksSettings};
+    use crate::storage::rocks::{Family, RocksEngine, RocksSettings};
 
     fn engine(dir: &std::path::Path) -> Arc<dyn KvEngine> {
-        Arc::new(RocksEngine::open(dir, &[META], &RocksSettings::for_tests()).unwrap())
+        Arc::new(
+            RocksEngine::open(
+                dir,
+                &[Family::default_with(&[META])],
+                &RocksSettings::for_tests(),
+            )
+            .unwrap(),
+        )
     }
 
     #[test]

@@ -60,7 +60,7 @@ mod tests {
 
     use super::StreamMarks;
     use crate::storage::KvEngine;
-    use crate::storage::rocks::{RocksEngine, RocksSettings};
+    use crate::storage::rocks::{Family, RocksEngine, RocksSettings};
     use crate::storage::stream::StreamCounter;
 
     #[test]
@@ -69,7 +69,7 @@ mod tests {
         let db: Arc<dyn KvEngine> = Arc::new(
             RocksEngine::open(
                 dir.path(),
-                &[crate::storage::META],
+                &[Family::default_with(&[crate::storage::META])],
                 &RocksSettings::for_tests(),
             )
             .unwrap(),

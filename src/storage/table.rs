@@ -1,4 +1,4 @@
-//! A typed view of one column family: raw byte keys (built with [`super::keys`]) and JSON values.
+//! A typed view of one table: raw byte keys (built with [`super::keys`]) and JSON values.
 //!
 //! JSON keeps stored records readable with `ldb` and lets fields be added with `#[serde(default)]`
 //! without migrations.

@@ -311,12 +311,17 @@ mod tests {
 
     use super::Notifier;
     use crate::storage::KvEngine;
-    use crate::storage::rocks::{RocksEngine, RocksSettings};
+    use crate::storage::rocks::{Family, RocksEngine, RocksSettings};
     use crate::storage::stream::StreamCounter;
 
     fn counter(dir: &std::path::Path) -> Arc<StreamCounter> {
         let db: Arc<dyn KvEngine> = Arc::new(
-            RocksEngine::open(dir, &[crate::storage::META], &RocksSettings::for_tests()).unwrap(),
+            RocksEngine::open(
+                dir,
+                &[Family::default_with(&[crate::storage::META])],
+                &RocksSettings::for_tests(),
+            )
+            .unwrap(),
         );
         StreamCounter::load(db).unwrap()
     }
