@@ -42,8 +42,6 @@ pub trait Listener: Send + Sync {
 /// behind a vector's pointer.
 #[derive(Default)]
 struct Waiters {
-    /// Counted up on news, for whoever watches (a connection watching its user's sessions).
-    counter: Option<watch::Sender<u64>>,
     /// Long-polls registered for the next news: each is woken once, then registers again.
     polls: Vec<PollWaker>,
     first: Option<Arc<dyn Listener>>,
@@ -52,12 +50,7 @@ struct Waiters {
 
 impl Waiters {
     fn is_unused(&self) -> bool {
-        self.first.is_none()
-            && self.polls.is_empty()
-            && self
-                .counter
-                .as_ref()
-                .is_none_or(|c| c.receiver_count() == 0)
+        self.first.is_none() && self.polls.is_empty()
     }
 }
 
@@ -70,18 +63,9 @@ struct Woken {
 
 /// Each user's waiters; entries go once nobody waits.
 #[derive(Default)]
-struct UserChannels(Mutex<HashMap<String, Waiters>>);
+struct UserWaiters(Mutex<HashMap<String, Waiters>>);
 
-impl UserChannels {
-    fn subscribe(&self, user_id: &str) -> watch::Receiver<u64> {
-        let mut users = self.0.lock();
-        let waiters = users.entry(user_id.to_owned()).or_default();
-        waiters
-            .counter
-            .get_or_insert_with(|| watch::channel(0).0)
-            .subscribe()
-    }
-
+impl UserWaiters {
     fn register_poll(&self, user_id: &str) -> oneshot::Receiver<WakeTicket> {
         let (waker, woken) = oneshot::channel();
         let mut users = self.0.lock();
@@ -132,9 +116,8 @@ impl UserChannels {
         }
     }
 
-    /// Count the users' counters up; the listeners and registered long-polls among them,
-    /// to be woken.
-    fn bump<S: AsRef<str>>(&self, user_ids: impl IntoIterator<Item = S>) -> Woken {
+    /// The listeners and registered long-polls of these users, to be woken.
+    fn take_woken<S: AsRef<str>>(&self, user_ids: impl IntoIterator<Item = S>) -> Woken {
         let mut woken = Woken::default();
         let mut users = self.0.lock();
         for user in user_ids {
@@ -148,11 +131,6 @@ impl UserChannels {
             }
             let had_polls = !waiters.polls.is_empty();
             woken.polls.append(&mut waiters.polls);
-            if let Some(counter) = &waiters.counter
-                && counter.receiver_count() > 0
-            {
-                counter.send_modify(|n| *n += 1);
-            }
             // Nobody waited: forget the user so the map stays small. A user whose long-poll
             // was just woken is kept until news finds nobody waiting, as they are usually
             // back in a moment (re-adding them per response was a key copy and an insert).
@@ -161,6 +139,35 @@ impl UserChannels {
             }
         }
         woken
+    }
+}
+
+/// Per user, a counter that their long-lived connections watch, counted up when a device or
+/// token of the user goes away; entries go once nobody watches.
+#[derive(Default)]
+struct SessionWatch(Mutex<HashMap<String, watch::Sender<u64>>>);
+
+impl SessionWatch {
+    fn subscribe(&self, user_id: &str) -> watch::Receiver<u64> {
+        let mut users = self.0.lock();
+        users
+            .entry(user_id.to_owned())
+            .or_insert_with(|| watch::channel(0).0)
+            .subscribe()
+    }
+
+    fn count_up(&self, user_ids: impl IntoIterator<Item = String>) {
+        let mut users = self.0.lock();
+        for user in user_ids {
+            let Some(counter) = users.get(&user) else {
+                continue;
+            };
+            if counter.receiver_count() == 0 {
+                users.remove(&user);
+            } else {
+                counter.send_modify(|n| *n += 1);
+            }
+        }
     }
 }
 
@@ -179,10 +186,10 @@ impl Drop for Listening {
 
 pub struct Notifier {
     stream: Arc<StreamCounter>,
-    /// Something readable for the user was committed.
-    users: UserChannels,
-    /// Some of the user's devices or tokens went away (connections must check theirs).
-    sessions: UserChannels,
+    /// Who waits for a user's news (something readable for them was committed).
+    users: UserWaiters,
+    /// Who watches for a user's devices or tokens going away (connections must check theirs).
+    sessions: SessionWatch,
     /// Wake-ups waiting for the frontier: position → users.
     pending: Mutex<BTreeMap<u64, Vec<String>>>,
     /// Wakes long-polls about a thousand at a time.
@@ -195,8 +202,8 @@ impl Notifier {
     pub fn new(stream: Arc<StreamCounter>) -> Self {
         Self {
             stream,
-            users: UserChannels::default(),
-            sessions: UserChannels::default(),
+            users: UserWaiters::default(),
+            sessions: SessionWatch::default(),
             pending: Mutex::new(BTreeMap::new()),
             pacer: Arc::default(),
             tellers: Arc::default(),
@@ -230,7 +237,7 @@ impl Notifier {
 
     /// Devices or tokens of these users were removed.
     pub fn sessions_ended(&self, user_ids: impl IntoIterator<Item = String>) {
-        self.sessions.bump(user_ids);
+        self.sessions.count_up(user_ids);
     }
 
     /// A commit at stream position `pos` concerns these users: wake them once it is readable.
@@ -282,7 +289,7 @@ impl Notifier {
     }
 
     fn wake<S: AsRef<str>>(&self, user_ids: impl IntoIterator<Item = S>) {
-        let Woken { listeners, polls } = self.users.bump(user_ids);
+        let Woken { listeners, polls } = self.users.take_woken(user_ids);
         self.tellers.tell(listeners);
         self.pacer.wake(polls);
     }
@@ -408,5 +415,28 @@ mod tests {
         notifier.release(stream.frontier());
         assert!(a.try_recv().is_ok());
         assert!(b.try_recv().is_err(), "b was not concerned");
+    }
+
+    #[test]
+    fn ended_sessions_reach_only_their_users_watchers_and_unwatched_entries_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let notifier = Notifier::new(counter(dir.path()));
+        let mut a = notifier.watch_sessions("@a:x");
+        let b = notifier.watch_sessions("@b:x");
+        notifier.sessions_ended(["@a:x".to_owned()]);
+        assert!(
+            a.has_changed().unwrap(),
+            "a's watcher sees a's ended session"
+        );
+        assert!(!b.has_changed().unwrap(), "b's doesn't");
+        a.borrow_and_update();
+        drop(b);
+        notifier.sessions_ended(["@b:x".to_owned(), "@c:x".to_owned()]);
+        assert!(!a.has_changed().unwrap());
+        assert_eq!(
+            notifier.sessions.0.lock().len(),
+            1,
+            "b's entry went with its last watcher; c never had one"
+        );
     }
 }
