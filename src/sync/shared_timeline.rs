@@ -49,9 +49,12 @@ pub struct TimelineWindow {
 }
 
 impl TimelineWindow {
-    /// Whether one of its events is `user_id`'s (their device would get `transaction_id`s).
-    pub fn sent_by(&self, user_id: &ruma::UserId) -> bool {
-        self.entries.iter().any(|e| e.pdu.sender == user_id)
+    /// Whether this window, made for everyone, is right for `user_id`: none of its events is
+    /// theirs (their device would get `transaction_id`s, which nobody else may see). The one
+    /// rule for sharing a window, whether it is looked up (`timeline_window`), stored
+    /// (the same) or handed from reader to reader (`shared_reply`'s fan-out scratch).
+    pub fn shareable_with(&self, user_id: &ruma::UserId) -> bool {
+        !self.entries.iter().any(|e| e.pdu.sender == user_id)
     }
 
     pub fn new(entries: Vec<TimelineEntry>, limited: bool, json: Box<RawValue>) -> Self {

@@ -579,7 +579,6 @@ impl SyncService {
         params: &SyncParams,
         membership: Membership,
     ) -> Result<(Arc<TimelineWindow>, bool)> {
-        let sent_by_reader = |window: &TimelineWindow| window.sent_by(&who.user_id);
         let key = match (membership, since) {
             (Membership::Joined { in_window: false }, Some(since)) => {
                 Some(self.shared_window_key(room_short, since, upto, params))
@@ -588,7 +587,7 @@ impl SyncService {
         };
         if let Some(key) = &key
             && let Some(window) = self.shared_timelines.get(key)
-            && !sent_by_reader(&window)
+            && window.shareable_with(&who.user_id)
         {
             return Ok((window, true));
         }
@@ -649,7 +648,7 @@ impl SyncService {
         .map_err(crate::error::Error::internal)?;
         let window = Arc::new(TimelineWindow::new(entries, limited, json));
         if let Some(key) = key
-            && !sent_by_reader(&window)
+            && window.shareable_with(&who.user_id)
             && window
                 .entries
                 .iter()

@@ -143,10 +143,10 @@ impl SyncService {
         }
         let joined_through = Membership::Joined { in_window: false };
         // The last reader's window stays only if it is the shared one this reader gets too:
-        // the same key, and none of its events the reader's (as `timeline_window` decides).
+        // the same key, and shareable with them.
         let key = self.shared_window_key(room_short, since, upto, params);
         window_memo.take_if(|(held, window, shared)| {
-            !(*shared && *held == key && !window.sent_by(&who.user_id))
+            !(*shared && *held == key && window.shareable_with(&who.user_id))
         });
         let (_, window, _): &'s _ = match window_memo {
             Some(entry) => entry,
