@@ -153,18 +153,17 @@ impl RocksEngine {
         table: &'static str,
         key: &[u8],
     ) -> Result<(&ColumnFamily, Vec<u8>), StorageError> {
-        let family = self.family(table)?;
-        let mut stored = table_prefix(table);
-        stored.extend_from_slice(key);
-        Ok((family, stored))
+        Ok((self.family(table)?, stored_key(table, key)))
     }
 }
 
-fn table_prefix(table: &str) -> Vec<u8> {
-    let mut prefix = Vec::with_capacity(table.len() + 48);
-    prefix.extend_from_slice(table.as_bytes());
-    prefix.push(NAME_END);
-    prefix
+/// `key` of `table` as its family stores it: the table's name, [`NAME_END`], the key.
+fn stored_key(table: &str, key: &[u8]) -> Vec<u8> {
+    let mut stored = Vec::with_capacity(table.len() + 1 + key.len());
+    stored.extend_from_slice(table.as_bytes());
+    stored.push(NAME_END);
+    stored.extend_from_slice(key);
+    stored
 }
 
 /// Move each table of the older layout, a column family per table, into its family under its
@@ -189,14 +188,11 @@ fn migrate_table_families(
         let target = db.cf_handle(target_name).ok_or_else(|| {
             StorageError::new(format!("column family {target_name} did not open"))
         })?;
-        let prefix = table_prefix(table);
         let mut batch = WriteBatch::default();
         let mut moved = 0usize;
         for item in db.iterator_cf(source, IteratorMode::Start) {
             let (key, value) = item.map_err(to_err)?;
-            let mut stored = prefix.clone();
-            stored.extend_from_slice(&key);
-            batch.put_cf(target, stored, value);
+            batch.put_cf(target, stored_key(table, &key), value);
             moved += 1;
             if batch.size_in_bytes() >= BATCH_BYTES {
                 db.write(std::mem::take(&mut batch)).map_err(to_err)?;
@@ -259,15 +255,11 @@ impl KvEngine for RocksEngine {
         limit: usize,
     ) -> Result<Vec<Entry>, StorageError> {
         let (family, lower) = self.locate(table, start)?;
-        // Without an end of its own, a scan ends where the table does: the name's prefix with
-        // its last byte (NAME_END) raised by one.
+        // Without an end of its own, a scan ends where the table does.
         let upper = match end {
-            Some(end) => self.locate(table, end)?.1,
-            None => {
-                let mut past_table = table_prefix(table);
-                *past_table.last_mut().expect("prefix ends in NAME_END") += 1;
-                past_table
-            }
+            Some(end) => stored_key(table, end),
+            None => super::keys::prefix_end(&stored_key(table, &[]))
+                .expect("a table's prefix ends in NAME_END, below 0xFF"),
         };
         let skip = table.len() + 1;
         let mut opts = ReadOptions::default();
